@@ -1,0 +1,164 @@
+"""Pretrained CNN backbones with readable layer names, cut after the deepest layer in use.
+
+VGG layers are named ``conv{block}_{n}``, ``relu{block}_{n}`` and ``pool{block}`` (Simonyan &
+Zisserman's numbering). SqueezeNet 1.1 layers are named as in its paper: ``conv1``, ``relu1``,
+``pool1``, ``fire2``, ``fire3``, ``pool3``, ``fire4``, ``fire5``, ``pool5``, ``fire6`` ... ``fire9``
+(a ``fire`` layer is the concatenated output of its expand convolutions, after their ReLUs).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torchvision import models
+from torchvision.models import vgg as tv_vgg
+
+__all__ = [
+    "BACKBONES",
+    "IMAGENET_MEAN",
+    "PIXEL_SCALE",
+    "BackboneSpec",
+    "FeatureNet",
+    "layer_names",
+    "load_backbone",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+# Images are optimised as RGB in [0, 1], but the network sees (pixel - mean) * 255 with no division
+# by the ImageNet std, as in gordicaleksa/pytorch-neural-style-transfer, whose default loss weights
+# we use ("[0, 255] range works much better than [0, 1]"). torchvision's weights were trained on
+# std-normalised input; as the network is (nearly) positively homogeneous this only scales
+# activations by ~57x, which those default weights are calibrated for.
+PIXEL_SCALE = 255.0
+
+
+def _vgg_layer_names(cfg: list[int | str]) -> tuple[str, ...]:
+    names: list[str] = []
+    block, conv = 1, 0
+    for v in cfg:
+        if v == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 0
+        else:
+            conv += 1
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone and what its layers are called."""
+
+    build: Callable[[], nn.Sequential]  # torchvision's ``features`` module, randomly initialised
+    layers: tuple[str, ...]  # one name per child of ``features``
+    imagenet: models.WeightsEnum
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+
+
+def _vgg(cfg: str, imagenet: models.WeightsEnum) -> BackboneSpec:
+    return BackboneSpec(
+        build=lambda: tv_vgg.make_layers(tv_vgg.cfgs[cfg]),
+        layers=_vgg_layer_names(tv_vgg.cfgs[cfg]),
+        imagenet=imagenet,
+        # Gatys et al.'s layers, as gordicaleksa uses them (its "conv4_2" content layer is read
+        # after torchvision's in-place ReLU, so it is relu4_2 in effect).
+        content_layers=("relu4_2",),
+        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    )
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg19": _vgg("E", models.VGG19_Weights.IMAGENET1K_V1),
+    "vgg16": _vgg("D", models.VGG16_Weights.IMAGENET1K_V1),
+    "squeezenet1_1": BackboneSpec(
+        build=lambda: models.squeezenet1_1().features,
+        layers=(
+            "conv1",
+            "relu1",
+            "pool1",
+            "fire2",
+            "fire3",
+            "pool3",
+            "fire4",
+            "fire5",
+            "pool5",
+            "fire6",
+            "fire7",
+            "fire8",
+            "fire9",
+        ),
+        imagenet=models.SqueezeNet1_1_Weights.IMAGENET1K_V1,
+        content_layers=("fire5",),
+        style_layers=("relu1", "fire2", "fire3", "fire5", "fire7"),
+    ),
+}
+
+
+def layer_names(backbone: str) -> tuple[str, ...]:
+    """Every layer name ``backbone`` offers, in network order."""
+    return BACKBONES[backbone].layers
+
+
+class FeatureNet(nn.Module):
+    """A frozen feature extractor: image in [0, 1] -> dict of named layer activations."""
+
+    def __init__(self, body: nn.Sequential):
+        super().__init__()
+        self.body = body
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+
+    def forward(self, image: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
+        wanted = set(layers)
+        x = (image - self.mean) * PIXEL_SCALE
+        feats: dict[str, Tensor] = {}
+        for name, module in self.body.named_children():
+            x = module(x)
+            if name in wanted:
+                feats[name] = x
+        return feats
+
+    def cut(self, layers: Iterable[str]) -> FeatureNet:
+        """A view of this network that ends at the deepest of ``layers`` (modules are shared)."""
+        names = list(self.body._modules)
+        last = max(names.index(layer) for layer in layers)
+        cut = FeatureNet(nn.Sequential(OrderedDict((n, self.body._modules[n]) for n in names[: last + 1])))
+        return cut.to(self.mean.device)
+
+
+def _named(spec: BackboneSpec, pooling: str) -> nn.Sequential:
+    """torchvision's features with named children, non-inplace ReLUs and the chosen pooling."""
+    features = spec.build()
+    children = OrderedDict()
+    for name, module in zip(spec.layers, features, strict=True):
+        if pooling == "avg" and isinstance(module, nn.MaxPool2d):
+            # Same window, stride and rounding as the max pool it replaces (Gatys et al. prefer it).
+            module = nn.AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode)
+        children[name] = module
+    body = nn.Sequential(children)
+    for module in body.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False  # conv outputs we read must not be overwritten by their ReLU
+    return body
+
+
+@functools.lru_cache(maxsize=4)
+def load_backbone(backbone: str, weights: str, pooling: str, device: str) -> FeatureNet:
+    """Build, load and freeze a backbone once per process (per worker) and reuse it.
+
+    Raises:
+        WeightsNotFoundError: the weights are missing and cannot be downloaded.
+        WeightsError: the weights do not fit the backbone.
+    """
+    from nst_core.weights import load_weights  # weights imports BACKBONES from here
+
+    spec = BACKBONES[backbone]
+    body = _named(spec, pooling)
+    load_weights(body, spec, weights)
+    net = FeatureNet(body).eval().requires_grad_(False)
+    return net.to(device)

@@ -1,0 +1,205 @@
+"""The single validated settings model: every knob, its default, range and meaning.
+
+Defaults follow gordicaleksa/pytorch-neural-style-transfer (VGG19, L-BFGS, content init, content
+weight 1e5, style weight 3e4, L1 total variation weight 1) with its loss normalisations (see
+``losses``); the image size is 512 px on the long side.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from nst_core.backbones import BACKBONES, layer_names
+from nst_core.errors import SettingsError
+from nst_core.weights import RANDOM_WEIGHTS
+
+__all__ = ["DEFAULT_LR", "Settings", "parse_list"]
+
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.04}  # Adam: gordicaleksa's 10 on the 0-255 scale, per pixel
+INIT_MODES = ("content", "noise", "style")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_LIST_FIELDS = ("content_layers", "content_layer_weights", "style_layers", "style_layer_weights", "style_weights")
+
+
+def parse_list(value: Any) -> Any:
+    """Split ``"a|b"`` or ``"a,b"`` (CSV cells, CLI flags) into a list; other values pass through."""
+    if isinstance(value, str):
+        return [part.strip() for part in re.split(r"[|,]", value) if part.strip()]
+    return value
+
+
+class Settings(BaseModel):
+    """Everything that controls one render. Field names are the CLI flags and manifest columns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_size: int = Field(512, ge=16, le=8192, description="Long side of the output in pixels.")
+    iterations: int = Field(
+        1000, ge=1, le=100_000, description="Optimisation steps (one forward and backward pass each)."
+    )
+    backbone: Literal["vgg19", "vgg16", "squeezenet1_1"] = Field("vgg19", description="Feature network.")
+    weights: str = Field(
+        "imagenet",
+        description="imagenet (torchvision, via the Torch hub cache), a path or fsspec URI of a state dict, "
+        "or random:SEED.",
+    )
+    pooling: Literal["max", "avg"] = Field("max", description="Pooling in the backbone.")
+    content_layers: list[str] | None = Field(
+        None, validate_default=True, description="Content layers (default: relu4_2 for VGG, fire5 for SqueezeNet)."
+    )
+    content_layer_weights: list[float] | None = Field(
+        None, validate_default=True, description="Weight per content layer (default: 1 each)."
+    )
+    style_layers: list[str] | None = Field(
+        None,
+        validate_default=True,
+        description="Style layers (default: relu1_1|relu2_1|relu3_1|relu4_1|relu5_1 for VGG, "
+        "relu1|fire2|fire3|fire5|fire7 for SqueezeNet).",
+    )
+    style_layer_weights: list[float] | None = Field(
+        None, validate_default=True, description="Weight per style layer (default: 1 each)."
+    )
+    content_weight: float = Field(1e5, ge=0, description="Weight of the content loss.")
+    style_weight: float = Field(3e4, ge=0, description="Weight of the style loss.")
+    tv_weight: float = Field(1.0, ge=0, description="Weight of the total-variation loss.")
+    tv_norm: Literal["l1", "l2"] = Field(
+        "l1", description="Total variation: sum of absolute (l1) or squared (l2) neighbour differences."
+    )
+    style_weights: list[float] | None = Field(
+        None, description="Blend weights of several style images, e.g. 0.7|0.3 (default: equal)."
+    )
+    style_scale: float = Field(1.0, gt=0, le=8, description="Style image size relative to the output's long side.")
+    init: str = Field("content", description="Start image: content, noise (seeded), style, or an image path/URI.")
+    optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="Optimiser of the image's pixels.")
+    lr: float | None = Field(
+        None, gt=0, validate_default=True, description="Learning rate (default: 1.0 for lbfgs, 0.04 for adam)."
+    )
+    lr_schedule: dict[int, float] = Field(
+        default_factory=dict,
+        description="Learning-rate steps ITER:LR, e.g. 180:0.1|400:0.01 (from iteration 180 on, lr 0.1).",
+    )
+    preserve_color: Literal["none", "luminance", "histogram", "yuv_style"] = Field(
+        "none",
+        description="Colour preservation: none, luminance (keep the content's chroma), histogram (match the "
+        "style's colours to the content first), yuv_style (give the style the content's U and V first).",
+    )
+    seed: int = Field(0, ge=0, description="Seed of noise init; the same seed gives the same pixels on the CPU.")
+    device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, mps, cuda or cuda:N.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA (fp32 elsewhere).")
+    channels_last: bool = Field(False, description="channels_last memory format on CUDA.")
+    snapshot_every: int = Field(0, ge=0, description="Keep a snapshot every N iterations (0: none).")
+
+    @field_validator(*_LIST_FIELDS, mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return parse_list(value)
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return dict(tuple(part.split(":")) for part in parse_list(value))
+        except ValueError:
+            raise ValueError(f"expected ITER:LR pairs like 180:0.1|400:0.01, got {value!r}") from None
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _check_schedule(cls, value: dict[int, float]) -> dict[int, float]:
+        if any(it < 1 or lr <= 0 for it, lr in value.items()):
+            raise ValueError("iterations must be >= 1 and learning rates > 0")
+        return dict(sorted(value.items()))
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, value: str) -> str:
+        if value.startswith("random") and not RANDOM_WEIGHTS.match(value):
+            raise ValueError(f"random weights need a seed, e.g. random:0 (got {value!r})")
+        if not value:
+            raise ValueError("expected imagenet, random:SEED, or a path/URI")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if not DEVICE.match(value):
+            raise ValueError(f"expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
+        return value
+
+    @field_validator("init")
+    @classmethod
+    def _check_init(cls, value: str) -> str:
+        if not value:
+            raise ValueError(f"expected one of {', '.join(INIT_MODES)} or an image path/URI")
+        return value
+
+    @field_validator("content_layers", "style_layers")
+    @classmethod
+    def _check_layers(cls, value: list[str] | None, info: ValidationInfo) -> list[str]:
+        backbone = info.data.get("backbone")
+        if backbone is None:  # the backbone itself was invalid; that error is reported
+            return value or []
+        if value is None:
+            spec = BACKBONES[backbone]
+            return list(spec.content_layers if info.field_name == "content_layers" else spec.style_layers)
+        if not value:
+            raise ValueError("at least one layer is needed")
+        known = layer_names(backbone)
+        for layer in value:
+            if layer not in known:
+                close = difflib.get_close_matches(layer, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"unknown layer {layer!r} for {backbone}{hint} Allowed: {', '.join(known)}")
+        return value
+
+    @field_validator("content_layer_weights", "style_layer_weights")
+    @classmethod
+    def _check_layer_weights(cls, value: list[float] | None, info: ValidationInfo) -> list[float]:
+        layers = info.data.get(info.field_name.removesuffix("_weights") + "s")
+        if layers is None:
+            return value or []
+        if value is None:
+            return [1.0] * len(layers)
+        if len(value) != len(layers):
+            raise ValueError(f"expected {len(layers)} weights (one per layer), got {len(value)}")
+        if any(w < 0 for w in value):
+            raise ValueError(f"weights must be >= 0, got {value}")
+        return value
+
+    @field_validator("style_weights")
+    @classmethod
+    def _check_blend(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (any(w < 0 for w in value) or sum(value) <= 0):
+            raise ValueError(f"blend weights must be >= 0 with a positive sum, got {value}")
+        return value
+
+    @field_validator("lr")
+    @classmethod
+    def _default_lr(cls, value: float | None, info: ValidationInfo) -> float:
+        return DEFAULT_LR[info.data.get("optimizer", "lbfgs")] if value is None else value
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Settings:
+        """Validate ``values`` (strings allowed, blank = default); raise ``SettingsError``."""
+        given = {k: v for k, v in values.items() if v is not None and v != ""}
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            raise SettingsError([_problem(err) for err in exc.errors()]) from None
+
+
+def _problem(err: Any) -> tuple[str, str]:
+    name = str(err["loc"][0]) if err["loc"] else "settings"
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(name, Settings.model_fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return name, f"unknown setting{hint} Known settings: {', '.join(Settings.model_fields)}"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] != "value_error":
+        message += f" (got {err['input']!r})"
+    return name, message
