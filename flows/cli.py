@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import click
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -21,18 +22,21 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _help(info: FieldInfo) -> str:
+    """A field's description, with its choices when it is a Literal."""
+    choices = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
+    return (info.description or "") + (f" One of: {', '.join(choices)}." if choices else "")
+
+
 def setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add one option per ``Settings`` field (help = its description); unset options stay None."""
     for name, info in reversed(Settings.model_fields.items()):
         default = info.get_default(call_default_factory=True)
         shown = "" if default in (None, {}) else f" [default: {default}]"
-        if info.annotation is bool:
-            flag = f"{_flag(name)}/--no-{_flag(name)[2:]}"
-            command = click.option(flag, name, default=None, help=f"{info.description}{shown}")(command)
-        else:
-            command = click.option(_flag(name), name, default=None, metavar="VALUE", help=f"{info.description}{shown}")(
-                command
-            )
+        flags = f"{_flag(name)}/--no-{_flag(name)[2:]}" if info.annotation is bool else _flag(name)
+        metavar = None if info.annotation is bool else "VALUE"
+        option = click.option(flags, name, default=None, metavar=metavar, help=f"{_help(info)}{shown}")
+        command = option(command)
     return command
 
 
@@ -67,6 +71,28 @@ def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any
         f"({result.timings.ms_per_iteration:.0f} ms/iteration); final loss {last.total:.4g}"
     )
     click.echo(output)
+
+
+@main.command("settings")
+def settings_table() -> None:
+    """Print every setting with its default and meaning, as a Markdown table."""
+    click.echo(markdown_settings_table())
+
+
+def markdown_settings_table() -> str:
+    """The settings as a Markdown table (the README embeds it; a test keeps the two equal)."""
+    rows = ["| setting (flag, manifest column) | default | meaning |", "|---|---|---|"]
+    defaults = Settings().model_dump(mode="json")
+    for name, info in Settings.model_fields.items():
+        value = defaults[name]
+        shown = "|".join(map(str, value)) if isinstance(value, list) else value
+        shown = "" if shown in (None, {}) else f"`{shown}`"
+        rows.append(f"| `{name}` (`{_flag(name)}`) | {_cell(shown)} | {_cell(_help(info))} |")
+    return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _render_with_progress(content: str, styles: list[str], settings: Settings) -> RenderResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError", "NstError", "SettingsError", "WeightsError", "WeightsNotFoundError"]
+__all__ = ["InputError", "NstError", "OptimisationError", "SettingsError", "WeightsError", "WeightsNotFoundError"]
 
 
 class NstError(Exception):
@@ -31,3 +31,7 @@ class WeightsError(NstError):
 
 class WeightsNotFoundError(WeightsError, FileNotFoundError):
     """Weights are not where they were expected (and could not be downloaded)."""
+
+
+class OptimisationError(NstError):
+    """The optimisation diverged (a loss became infinite or NaN)."""

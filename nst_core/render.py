@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,12 +15,13 @@ from torch import Tensor
 from nst_core.backbones import IMAGENET_MEAN, PIXEL_SCALE, FeatureNet, load_backbone
 from nst_core.color import match_color_statistics, transfer_luminance, with_chroma_of
 from nst_core.device import autocast, pick_device, pick_precision
-from nst_core.errors import InputError, SettingsError
+from nst_core.errors import InputError, OptimisationError, SettingsError
 from nst_core.images import load_image, resize_long_side, to_image, to_tensor
 from nst_core.losses import content_loss, gram_matrix, style_loss, tv_loss
+from nst_core.optimize import Objective, lr_at, make_optimizer
 from nst_core.settings import Settings
 
-__all__ = ["ImageInput", "RenderResult", "StepInfo", "Timings", "lr_at", "render"]
+__all__ = ["ImageInput", "RenderResult", "StepInfo", "Timings", "render"]
 
 ImageInput = str | Image.Image  # a path or fsspec URI, or an image already in memory
 NOISE_STD = 90 / PIXEL_SCALE  # gordicaleksa's Gaussian init: std 90 on the 0-255 scale
@@ -43,6 +45,11 @@ class Timings:
     setup_s: float  # reading images, loading the backbone, computing targets
     optimise_s: float
     ms_per_iteration: float
+    evaluations: int  # forward and backward passes (L-BFGS's line search may add some)
+
+    @property
+    def ms_per_evaluation(self) -> float:
+        return 1000 * self.optimise_s / self.evaluations
 
     @property
     def total_s(self) -> float:
@@ -99,9 +106,9 @@ def render(
     def finish(x: Tensor) -> Image.Image:
         return _finish(x, content_t, settings)
 
-    losses, snapshots = _optimise(net, image, targets, settings, device, precision, on_step, finish)
+    losses, snapshots, evaluations = _optimise(net, image, targets, settings, device, precision, on_step, finish)
     optimise_s = time.perf_counter() - start - setup_s
-    timings = Timings(setup_s, optimise_s, 1000 * optimise_s / settings.iterations)
+    timings = Timings(setup_s, optimise_s, 1000 * optimise_s / settings.iterations, evaluations)
     return RenderResult(finish(image), losses, timings, str(device), precision, settings, snapshots)
 
 
@@ -171,22 +178,6 @@ def _features(net: FeatureNet, image: Tensor, layers: list[str], role: str) -> d
         ) from exc
 
 
-def lr_at(iteration: int, lr: float, schedule: dict[int, float]) -> float:
-    """The learning rate at ``iteration``: the last schedule step reached, else ``lr``."""
-    for start, value in schedule.items():  # sorted by Settings
-        if iteration >= start:
-            lr = value
-    return lr
-
-
-def _make_optimizer(s: Settings, image: Tensor) -> torch.optim.Optimizer:
-    if s.optimizer == "adam":
-        return torch.optim.Adam([image], lr=s.lr)
-    # One function evaluation per step, no line search and no early stop: an iteration is always
-    # one forward and backward pass. L-BFGS keeps its curvature history across step() calls.
-    return torch.optim.LBFGS([image], lr=s.lr, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
-
-
 def _optimise(
     net: FeatureNet,
     image: Tensor,
@@ -196,51 +187,55 @@ def _optimise(
     precision: str,
     on_step: Callable[[StepInfo], None] | None,
     finish: Callable[[Tensor], Image.Image],
-) -> tuple[list[StepInfo], dict[int, Image.Image]]:
+) -> tuple[list[StepInfo], dict[int, Image.Image], int]:
     """The optimisation loop; returns the per-iteration loss log and any snapshots."""
-    optimizer = _make_optimizer(s, image)
+    optimizer = make_optimizer(s, image)
     layers = list(dict.fromkeys(s.content_layers + s.style_layers))
     content_w = dict(zip(s.content_layers, s.content_layer_weights, strict=True))
     style_w = dict(zip(s.style_layers, s.style_layer_weights, strict=True))
-    terms: list[Tensor] = []  # per iteration: content, style, tv, total; kept on the device
 
-    def closure() -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
+    def loss_terms() -> Tensor:
         with autocast(device, precision):
             feats = net(image, layers)
-        c, st, tv = (
-            content_loss(feats, targets.content, content_w),
-            style_loss(feats, targets.grams, style_w),
-            tv_loss(image, s.tv_norm),
-        )
+        c, st = content_loss(feats, targets.content, content_w), style_loss(feats, targets.grams, style_w)
+        tv = tv_loss(image, s.tv_norm)
         total = s.content_weight * c + s.style_weight * st + s.tv_weight * tv
-        total.backward()
-        terms.append(torch.stack([c, st, tv, total]).detach())
-        return total
+        return torch.stack([c, st, tv, total])
 
+    objective = Objective(image, loss_terms)
     # Reading losses to the host syncs the device: Adam on an accelerator reads them in chunks.
     chunk = 10 if s.optimizer == "adam" and device.type != "cpu" else 1
     log: list[StepInfo] = []
-    pending: list[tuple[int, float, float]] = []  # iteration, lr, elapsed
+    pending: list[tuple[int, float, float, Tensor]] = []  # iteration, lr, elapsed, terms on the device
     snapshots: dict[int, Image.Image] = {}
     start = time.perf_counter()
     for iteration in range(1, s.iterations + 1):
         lr = lr_at(iteration, s.lr, s.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        optimizer.step(closure)
-        pending.append((iteration, lr, time.perf_counter() - start))
+        objective.start_step()
+        optimizer.step(objective)
+        pending.append((iteration, lr, time.perf_counter() - start, objective.first_terms))
         if len(pending) == chunk or iteration == s.iterations:
-            rows = torch.stack(terms[-len(pending) :]).cpu().tolist()
-            for (it, it_lr, elapsed), (c, st, tv, total) in zip(pending, rows, strict=True):
-                log.append(StepInfo(it, c, st, tv, total, it_lr, elapsed))
-                if on_step is not None:
-                    on_step(log[-1])
+            log += _read_losses(pending)
+            if on_step is not None:
+                for info in log[-len(pending) :]:
+                    on_step(info)
             pending.clear()
-            terms.clear()
         if s.snapshot_every and iteration % s.snapshot_every == 0:
             snapshots[iteration] = finish(image)
-    return log, snapshots
+    return log, snapshots, objective.evaluations
+
+
+def _read_losses(pending: list[tuple[int, float, float, Tensor]]) -> list[StepInfo]:
+    """Copy a chunk of loss terms to the host (one sync); stop on a non-finite loss."""
+    rows = torch.stack([terms for *_, terms in pending]).cpu().tolist()
+    for (iteration, *_), row in zip(pending, rows, strict=True):
+        if not all(math.isfinite(value) for value in row):
+            raise OptimisationError(
+                f"the loss became {row[3]} at iteration {iteration}: lower lr, the loss weights or image_size"
+            )
+    return [StepInfo(it, *row, lr, elapsed) for (it, lr, elapsed, _), row in zip(pending, rows, strict=True)]
 
 
 def _finish(image: Tensor, content: Tensor, s: Settings) -> Image.Image:

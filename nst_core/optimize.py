@@ -1,0 +1,87 @@
+"""Optimisers of the image's pixels, the learning-rate schedule, and the memoised objective."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from nst_core.settings import Settings
+
+__all__ = ["Objective", "lr_at", "make_optimizer"]
+
+LINE_SEARCH_EVALUATIONS = 25  # torch's default for strong Wolfe
+
+
+def lr_at(iteration: int, lr: float, schedule: dict[int, float]) -> float:
+    """The learning rate at ``iteration``: the last schedule step reached, else ``lr``."""
+    for start, value in schedule.items():  # sorted by Settings
+        if iteration >= start:
+            lr = value
+    return lr
+
+
+def make_optimizer(s: Settings, image: Tensor) -> torch.optim.Optimizer:
+    if s.optimizer == "adam":
+        return torch.optim.Adam([image], lr=s.lr)
+    # One L-BFGS iteration per step() so that schedules, logs and snapshots work per iteration; the
+    # curvature history persists across calls. The strong-Wolfe line search (as in the reference
+    # implementation) keeps the first, badly scaled steps from diverging; no early stopping.
+    # max_eval bounds the line search: max_iter=1 alone would leave it no evaluation to backtrack with.
+    return torch.optim.LBFGS(
+        [image],
+        lr=s.lr,
+        max_iter=1,
+        max_eval=1 + LINE_SEARCH_EVALUATIONS,
+        history_size=100,
+        tolerance_grad=-1,
+        tolerance_change=-1,
+        line_search_fn="strong_wolfe",
+    )
+
+
+class Objective:
+    """The closure optimisers call: loss and gradient at the image's current pixels.
+
+    The optimiser sees the total loss divided by its first value. Optimisers are invariant to that
+    scale in exact arithmetic, but with the reference weights a total of ~1e17 is common, and a
+    line-search trial point then overflows float32, which breaks L-BFGS's interpolation.
+
+    L-BFGS's line search evaluates trial points and then moves to one of them, so the next step()
+    starts by asking for a point already evaluated: the memo of this step's evaluations answers it
+    without another forward and backward pass.
+    """
+
+    def __init__(self, image: Tensor, loss_terms: Callable[[], Tensor]):
+        self.image, self.loss_terms = image, loss_terms  # loss_terms: stacked (content, style, tv, total)
+        self.evaluations = 0
+        self.scale: float | None = None  # 1 / the first total loss
+        self.first_terms: Tensor | None = None  # terms at the point the current step started from
+        self._memo: list[tuple[Tensor, Tensor, Tensor]] = []  # (pixels, gradient, terms)
+
+    def start_step(self) -> None:
+        self.first_terms = None
+
+    def __call__(self) -> Tensor:
+        terms = self._recall()
+        if terms is None:
+            self.image.grad = None
+            terms = self.loss_terms()
+            if self.scale is None:
+                self.scale = 1 / max(abs(terms[3].item()), 1e-30)
+            (terms[3] * self.scale).backward()
+            terms = terms.detach()
+            self.evaluations += 1
+            self._memo.append((self.image.detach().clone(), self.image.grad.clone(), terms))
+        if self.first_terms is None:
+            self.first_terms = terms
+            self._memo = self._memo[-1:]  # a new step: earlier points will not be asked for again
+        return terms[3] * self.scale
+
+    def _recall(self) -> Tensor | None:
+        for pixels, grad, terms in reversed(self._memo):
+            if torch.equal(pixels, self.image):
+                self.image.grad = grad.clone()
+                return terms
+        return None
