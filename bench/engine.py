@@ -1,8 +1,10 @@
 """Engine speed: ms per iteration and peak memory of ``nst_core.render`` beside its floor.
 
 The floor is one forward and backward pass of the same cut network alone, on the same image, in
-the same process: what any implementation of the method must pay. Overhead = engine / floor - 1
-(losses, Gram matrices, optimiser, bookkeeping).
+the same process: what any implementation of the method must pay. The engine's figure is its time
+per forward and backward pass (evaluation); overhead = engine / floor - 1 (losses, Gram matrices,
+optimiser, bookkeeping). L-BFGS's line search sometimes spends more than one evaluation on an
+iteration: that ratio is its own column.
 
     uv run python bench/engine.py                 # CPU: 128, 256, 512 px
     uv run python bench/engine.py --sizes 256     # one size
@@ -17,7 +19,6 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import torch
 from PIL import Image
@@ -64,10 +65,6 @@ def _rss() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-def _best_ms(fn: Callable[[], float], repeats: int) -> float:
-    return min(fn() for _ in range(repeats))
-
-
 def floor_ms(settings: Settings, image: torch.Tensor, iterations: int) -> float:
     """Mean ms of forward + backward through the cut network alone (what render() uses)."""
     device = image.device
@@ -86,8 +83,10 @@ def floor_ms(settings: Settings, image: torch.Tensor, iterations: int) -> float:
     return 1000 * (time.perf_counter() - start) / iterations
 
 
-def engine_ms(settings: Settings, content: Image.Image, style: Image.Image) -> float:
-    return render(content, [style], settings).timings.ms_per_iteration
+def engine_ms(settings: Settings, content: Image.Image, style: Image.Image) -> tuple[float, float]:
+    """ms per forward and backward pass (evaluation) of the whole engine, and evaluations per iteration."""
+    timings = render(content, [style], settings).timings
+    return timings.ms_per_evaluation, timings.evaluations / settings.iterations
 
 
 def _sync(device: torch.device) -> None:
@@ -113,9 +112,9 @@ def run_case(size: int, optimizer: str, precision: str, iterations: int, repeats
     image = torch.rand(1, 3, size, size, generator=generator).to(device)
     render(content, [style], settings.model_copy(update={"iterations": 2}))  # warm-up: load, cache, autotune
     with PeakMemory(device) as floor_mem:
-        floor = _best_ms(lambda: floor_ms(settings, image, iterations), repeats)
+        floor = min(floor_ms(settings, image, iterations) for _ in range(repeats))
     with PeakMemory(device) as engine_mem:
-        engine = _best_ms(lambda: engine_ms(settings, content, style), repeats)
+        engine, evals_per_it = min(engine_ms(settings, content, style) for _ in range(repeats))
     return {
         "size": size,
         "optimizer": optimizer,
@@ -123,6 +122,7 @@ def run_case(size: int, optimizer: str, precision: str, iterations: int, repeats
         "floor_ms": floor,
         "engine_ms": engine,
         "overhead": engine / floor - 1,
+        "evals_per_it": evals_per_it,
         "floor_mib": floor_mem.peak_mib,
         "engine_mib": engine_mem.peak_mib,
     }
@@ -144,15 +144,19 @@ def main() -> None:
     device = torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})"
     print(f"device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; VGG19, default layers")
     print(f"{args.iterations} iterations, best of {args.repeats}\n")
-    print("| size | optimizer | precision | floor ms/it | engine ms/it | overhead | floor peak MiB | engine peak MiB |")
-    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "| size | optimizer | precision | floor ms | engine ms | overhead | evaluations/iteration "
+        "| floor peak MiB | engine peak MiB |"
+    )
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for size in sizes:
         for optimizer in ("lbfgs", "adam"):
             for precision in precisions:
                 r = run_case(size, optimizer, precision, args.iterations, args.repeats)
                 print(
                     f"| {r['size']} | {r['optimizer']} | {r['precision']} | {r['floor_ms']:.1f} | "
-                    f"{r['engine_ms']:.1f} | {r['overhead']:+.1%} | {r['floor_mib']:.0f} | {r['engine_mib']:.0f} |",
+                    f"{r['engine_ms']:.1f} | {r['overhead']:+.1%} | {r['evals_per_it']:.2f} | "
+                    f"{r['floor_mib']:.0f} | {r['engine_mib']:.0f} |",
                     flush=True,
                 )
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from nst_core.errors import OptimisationError
 from nst_core.settings import Settings
 
-__all__ = ["Objective", "lr_at", "make_optimizer"]
+__all__ = ["Objective", "diverged", "lr_at", "make_optimizer"]
 
 LINE_SEARCH_EVALUATIONS = 25  # torch's default for strong Wolfe
 
@@ -69,7 +71,7 @@ class Objective:
             self.image.grad = None
             terms = self.loss_terms()
             if self.scale is None:
-                self.scale = 1 / max(abs(terms[3].item()), 1e-30)
+                self.scale = _scale_of(terms[3].item())
             (terms[3] * self.scale).backward()
             terms = terms.detach()
             self.evaluations += 1
@@ -85,3 +87,15 @@ class Objective:
                 self.image.grad = grad.clone()
                 return terms
         return None
+
+
+def _scale_of(first_total: float) -> float:
+    if not math.isfinite(first_total):
+        raise diverged(1, first_total)
+    return 1 / max(abs(first_total), 1e-30)
+
+
+def diverged(iteration: int, total: float) -> OptimisationError:
+    return OptimisationError(
+        f"the loss became {total} at iteration {iteration}: lower lr, the loss weights or image_size"
+    )

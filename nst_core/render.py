@@ -15,10 +15,10 @@ from torch import Tensor
 from nst_core.backbones import IMAGENET_MEAN, PIXEL_SCALE, FeatureNet, load_backbone
 from nst_core.color import match_color_statistics, transfer_luminance, with_chroma_of
 from nst_core.device import autocast, pick_device, pick_precision
-from nst_core.errors import InputError, OptimisationError, SettingsError
+from nst_core.errors import InputError, SettingsError
 from nst_core.images import load_image, resize_long_side, to_image, to_tensor
 from nst_core.losses import content_loss, gram_matrix, style_loss, tv_loss
-from nst_core.optimize import Objective, lr_at, make_optimizer
+from nst_core.optimize import Objective, diverged, lr_at, make_optimizer
 from nst_core.settings import Settings
 
 __all__ = ["ImageInput", "RenderResult", "StepInfo", "Timings", "render"]
@@ -169,12 +169,13 @@ def _targets(net: FeatureNet, content: Tensor, styles: list[Tensor], blend: list
 def _features(net: FeatureNet, image: Tensor, layers: list[str], role: str) -> dict[str, Tensor]:
     try:
         return net(image, layers)
-    except RuntimeError as exc:
-        if "too small" not in str(exc):
+    except RuntimeError as exc:  # pooling or an unpadded convolution ran out of pixels
+        if "too small" not in str(exc) and "greater than actual input size" not in str(exc):
             raise
         h, w = image.shape[-2:]
+        deepest = list(net.body._modules)[-1]
         raise InputError(
-            f"{role} is {w}x{h} px: too small for layer {layers[-1]}; use a larger image_size or style_scale"
+            f"{role} is {w}x{h} px: too small for the layers up to {deepest}; use a larger image_size or style_scale"
         ) from exc
 
 
@@ -232,9 +233,7 @@ def _read_losses(pending: list[tuple[int, float, float, Tensor]]) -> list[StepIn
     rows = torch.stack([terms for *_, terms in pending]).cpu().tolist()
     for (iteration, *_), row in zip(pending, rows, strict=True):
         if not all(math.isfinite(value) for value in row):
-            raise OptimisationError(
-                f"the loss became {row[3]} at iteration {iteration}: lower lr, the loss weights or image_size"
-            )
+            raise diverged(iteration, row[3])
     return [StepInfo(it, *row, lr, elapsed) for (it, lr, elapsed, _), row in zip(pending, rows, strict=True)]
 
 

@@ -39,7 +39,10 @@ class Settings(BaseModel):
 
     image_size: int = Field(512, ge=16, le=8192, description="Long side of the output in pixels.")
     iterations: int = Field(
-        1000, ge=1, le=100_000, description="Optimisation steps (one forward and backward pass each)."
+        1000,
+        ge=1,
+        le=100_000,
+        description="Optimisation steps (Adam: one forward and backward pass each; L-BFGS: one step with line search).",
     )
     backbone: Literal["vgg19", "vgg16", "squeezenet1_1"] = Field("vgg19", description="Feature network.")
     weights: str = Field(

@@ -65,6 +65,10 @@ def _imagenet_state_dict(spec: BackboneSpec) -> dict[str, Tensor]:
             f"{cached}, set TORCH_HOME to a folder holding hub/checkpoints/{cached.name}, "
             "or pass --weights PATH_OR_URI."
         ) from exc
+    except Exception as exc:  # a corrupt cached file: unpickling raises many types
+        raise WeightsError(
+            f"cannot read cached ImageNet weights {cached} (delete it to download again): {exc}"
+        ) from exc
 
 
 def _read_state_dict(uri: str) -> dict[str, Tensor]:
@@ -73,6 +77,8 @@ def _read_state_dict(uri: str) -> dict[str, Tensor]:
             data = f.read()
     except FileNotFoundError as exc:
         raise WeightsNotFoundError(f"weights file not found: {uri}") from exc
+    except OSError as exc:  # a folder, no permission, a storage error
+        raise WeightsError(f"cannot read weights {uri}: {exc}") from exc
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a file that is not a state dict

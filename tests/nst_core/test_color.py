@@ -47,7 +47,7 @@ def test_match_color_statistics() -> None:
     base = rand_image(1, 20, 12)
     mix = torch.tensor([[0.20, 0.05, 0.00], [0.05, 0.15, 0.05], [0.00, 0.10, 0.10]])
     target = torch.einsum("ij,bjhw->bihw", mix, base) + torch.tensor([0.2, 0.4, 0.5]).view(1, 3, 1, 1)
-    assert 0 <= target.min() and target.max() <= 1
+    assert target.min() >= 0 and target.max() <= 1
 
     out = match_color_statistics(source, target)
     assert out.shape == source.shape
@@ -75,7 +75,7 @@ def test_match_color_statistics_is_affine_per_pixel() -> None:
 
 def test_match_color_statistics_clamps() -> None:
     out = match_color_statistics(rand_image(4), rand_image(5))
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
 
 
 def test_with_chroma_of_keeps_luma_of_first_and_chroma_of_second() -> None:
@@ -103,7 +103,7 @@ def test_with_chroma_of_clamps() -> None:
     saturated = torch.zeros(1, 3, 4, 4)
     saturated[:, 2] = 1  # blue chroma on white luma is out of gamut
     out = with_chroma_of(bright, saturated)
-    assert 0 <= out.min() and out.max() <= 1
+    assert out.min() >= 0 and out.max() <= 1
 
 
 def test_transfer_luminance_takes_chroma_from_content() -> None:

@@ -54,7 +54,8 @@ def test_greyscale_becomes_rgb(tmp_path: Path) -> None:
     assert image.size == (16, 8)
     r, g, b = image.split()
     assert r.tobytes() == g.tobytes() == b.tobytes()
-    assert r.tobytes() == Image.open(path).tobytes()
+    with Image.open(path) as original:
+        assert r.tobytes() == original.tobytes()
 
 
 def test_rgba_is_composited_on_white(tmp_path: Path) -> None:
@@ -92,7 +93,8 @@ def test_other_modes_become_rgb(image_factory: Callable[..., Path], mode: str) -
 
 def test_file_uri(image_factory: Callable[..., Path]) -> None:
     path = image_factory("content.png", seed=3)
-    assert load_image(path.as_uri()).tobytes() == Image.open(path).convert("RGB").tobytes()
+    with Image.open(path) as original:
+        assert load_image(path.as_uri()).tobytes() == original.convert("RGB").tobytes()
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_tensor_round_trip(pil_image: Callable[..., Image.Image]) -> None:
     tensor = to_tensor(image)
     assert tensor.shape == (1, 3, 8, 12)
     assert tensor.dtype == torch.float32
-    assert 0 <= tensor.min() and tensor.max() <= 1
+    assert tensor.min() >= 0 and tensor.max() <= 1
     assert to_image(tensor).tobytes() == image.tobytes()
 
 
@@ -190,7 +192,8 @@ def test_write_image(tmp_path: Path, pil_image: Callable[..., Image.Image]) -> N
     image = pil_image(4, (10, 6))
     target = tmp_path / "new" / "folder" / "out.png"
     write_image(image, str(target))
-    assert Image.open(target).convert("RGB").tobytes() == image.tobytes()
+    with Image.open(target) as written:
+        assert written.convert("RGB").tobytes() == image.tobytes()
 
 
 def test_write_image_bad_extension_writes_nothing(tmp_path: Path, pil_image: Callable[..., Image.Image]) -> None:

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_core import InputError, RenderResult, Settings, SettingsError, StepInfo, render
+from nst_core import InputError, OptimisationError, RenderResult, Settings, SettingsError, StepInfo, render
 from nst_core.color import rgb_to_yuv
 from nst_core.images import load_image, resize_long_side, to_tensor
-from nst_core.render import lr_at
+from nst_core.optimize import lr_at
 
 SIZE = 32  # long side of every render here; the content fixture is 40x32, so renders are 32x26
 
@@ -88,7 +88,8 @@ def test_style_of_itself_has_no_style_loss(content_path: Path, style_path: Path)
 def test_images_in_memory_equal_paths(content_path: Path, style_path: Path) -> None:
     s = settings(iterations=3)
     from_paths = render(str(content_path), [str(style_path)], s)
-    in_memory = render(Image.open(content_path), [Image.open(style_path)], s)
+    with Image.open(content_path) as content, Image.open(style_path) as style:
+        in_memory = render(content, [style], s)
     assert in_memory.image.tobytes() == from_paths.image.tobytes()
 
 
@@ -105,6 +106,32 @@ def test_squeezenet_backbone(content_path: Path, style_path: Path) -> None:
     result = render(str(content_path), [str(style_path)], s)
     assert totals(result)[-1] < totals(result)[0]
     assert result.image.size == (48, 38)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_timings_count_evaluations(content_path: Path, style_path: Path, optimizer: str) -> None:
+    result = render(str(content_path), [str(style_path)], settings(optimizer=optimizer, iterations=4))
+    timings = result.timings
+    if optimizer == "adam":
+        assert timings.evaluations == 4  # one forward and backward pass per iteration
+    else:
+        assert timings.evaluations >= 4  # the line search may add evaluations
+    assert timings.ms_per_iteration == pytest.approx(1000 * timings.optimise_s / 4)
+    assert timings.ms_per_evaluation == pytest.approx(1000 * timings.optimise_s / timings.evaluations)
+
+
+def test_divergence_is_an_optimisation_error(content_path: Path, style_path: Path) -> None:
+    s = settings(optimizer="adam", iterations=6, lr_schedule="3:1e30")  # step 3 overshoots; iteration 4 is inf
+    with pytest.raises(OptimisationError, match="at iteration 4:") as info:
+        render(str(content_path), [str(style_path)], s)
+    assert "lr" in str(info.value)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_overflowing_loss_is_an_optimisation_error(content_path: Path, style_path: Path, optimizer: str) -> None:
+    s = settings(optimizer=optimizer, style_weight=1e38, iterations=3)  # the weighted total overflows float32
+    with pytest.raises(OptimisationError, match="at iteration 1"):
+        render(str(content_path), [str(style_path)], s)
 
 
 # --- init modes ---------------------------------------------------------------------------------
