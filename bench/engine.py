@@ -111,10 +111,15 @@ def run_case(size: int, optimizer: str, precision: str, iterations: int, repeats
     device = pick_device(settings.device)
     image = torch.rand(1, 3, size, size, generator=generator).to(device)
     render(content, [style], settings.model_copy(update={"iterations": 2}))  # warm-up: load, cache, autotune
+    # Floor and engine alternate, so that a machine whose speed drifts affects both alike.
     with PeakMemory(device) as floor_mem:
-        floor = min(floor_ms(settings, image, iterations) for _ in range(repeats))
+        floors = [floor_ms(settings, image, iterations)]
     with PeakMemory(device) as engine_mem:
-        engine, evals_per_it = min(engine_ms(settings, content, style) for _ in range(repeats))
+        engines = [engine_ms(settings, content, style)]
+    for _ in range(repeats - 1):
+        floors.append(floor_ms(settings, image, iterations))
+        engines.append(engine_ms(settings, content, style))
+    floor, (engine, evals_per_it) = min(floors), min(engines)
     return {
         "size": size,
         "optimizer": optimizer,
@@ -136,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     sizes = args.sizes or ([128, 256, 512, 1024] if cuda else [128, 256, 512])

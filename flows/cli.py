@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NoReturn, get_args, get_origin
 
 import click
 from pydantic.fields import FieldInfo
@@ -14,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nst_core import NstError, RenderResult, Settings, StepInfo, render
 from nst_core.images import write_image
+from tasks.manifest import cross_manifest, read_manifest
+from tasks.validation import check_inputs
 
 console = Console(stderr=True)
 
@@ -63,8 +66,7 @@ def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any
         for iteration, snapshot in result.snapshots.items():
             write_image(snapshot, _snapshot_path(output, iteration))
     except (NstError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        sys.exit(2)
+        _fail(exc)
     last = result.losses[-1]
     console.print(
         f"{result.settings.iterations} iterations on {result.device} in {result.timings.total_s:.1f} s "
@@ -93,6 +95,91 @@ def markdown_settings_table() -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+@main.command("run")
+@click.argument("manifest")
+@click.option("--out", default="renders", show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
+@click.option("--force", is_flag=True, help="Render pairs again even if they are finished.")
+@click.option("--log-every", default=50, show_default=True, help="Log the loss terms every N iterations.")
+@click.option("--timeout", "timeout_s", type=float, help="Give up on a pair after this many seconds.")
+@setting_options
+def run(manifest: str, out: str, force: bool, log_every: int, timeout_s: float | None, **values: Any) -> None:
+    """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells."""
+    try:
+        defaults = settings_from(values).model_dump(exclude_unset=True)
+    except NstError as exc:
+        _fail(exc)
+    from prefect import tags
+
+    from flows.render_manifest import progress_listeners, render_manifest
+
+    with _pair_progress() as listener, tags("stylebatch", f"manifest-{PurePosixPath(manifest).stem}"):
+        progress_listeners.append(listener)
+        summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s)
+    for row in summary["pairs"]:
+        if row["status"] == "failed":
+            console.print(f"[red]failed[/red] row {row['row']} {row['id']}: {row['reason']}", highlight=False)
+    console.print(
+        f"rendered {summary['rendered']}, skipped {summary['skipped']}, failed {summary['failed']} "
+        f"in {summary['total_s']:.1f} s; outputs in {summary['out']}"
+    )
+    sys.exit(1 if summary["failed"] else 0)
+
+
+@contextlib.contextmanager
+def _pair_progress() -> Iterator[Callable[[int, int, dict[str, Any]], None]]:
+    with Progress(
+        TextColumn("pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as bar:
+        task = bar.add_task("pairs", total=None)
+
+        def listener(done: int, total: int, outcome: dict[str, Any]) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield listener
+
+
+@main.command("validate")
+@click.argument("manifest")
+@setting_options
+def validate(manifest: str, **values: Any) -> None:
+    """Check MANIFEST without rendering: columns, settings, ids, and that every input decodes."""
+    try:
+        parsed = read_manifest(manifest, settings_from(values).model_dump(exclude_unset=True))
+    except NstError as exc:
+        _fail(exc)
+    problems = [str(error) for error in parsed.errors]
+    for pair in parsed.pairs:
+        problems += [f"row {pair.row}, column {column}: {reason}" for column, reason in check_inputs(pair)]
+    for problem in problems:
+        click.echo(problem)
+    console.print(f"{len(parsed.pairs) + len(parsed.errors)} rows, {len(problems)} problems", highlight=False)
+    sys.exit(1 if problems else 0)
+
+
+@main.group("manifest")
+def manifest_group() -> None:
+    """Write manifests."""
+
+
+@manifest_group.command("cross")
+@click.argument("content_dir")
+@click.argument("style_dir")
+@setting_options
+def cross(content_dir: str, style_dir: str, **values: Any) -> None:
+    """Print a manifest of every image in CONTENT_DIR x every image in STYLE_DIR (setting flags become columns)."""
+    try:
+        given = {k: v for k, v in values.items() if v is not None}
+        settings_from(given)
+        click.echo(cross_manifest(content_dir, style_dir, given), nl=False)
+    except NstError as exc:
+        _fail(exc)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    sys.exit(2)
 
 
 def _render_with_progress(content: str, styles: list[str], settings: Settings) -> RenderResult:

@@ -12,26 +12,45 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from nst_core.errors import InputError
 
-__all__ = ["encode_image", "load_image", "resize_long_side", "to_image", "to_tensor", "write_image"]
+__all__ = [
+    "decode_image",
+    "encode_image",
+    "load_image",
+    "read_bytes",
+    "resize_long_side",
+    "to_image",
+    "to_tensor",
+    "write_image",
+]
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 def load_image(uri: str, role: str = "image") -> Image.Image:
-    """Open ``uri`` (a path or any fsspec URI) as RGB, EXIF orientation applied.
-
-    Transparent images are composited on white; greyscale and palette images are converted.
+    """Open ``uri`` (a path or any fsspec URI) as RGB; see ``decode_image``.
 
     Raises:
         InputError: the file is missing or is not an image Pillow can read.
     """
+    return decode_image(read_bytes(uri, role), uri, role)
+
+
+def read_bytes(uri: str, role: str = "file") -> bytes:
+    """The whole content of ``uri``; InputError if it is missing or unreadable."""
     try:
         with fsspec.open(uri, "rb") as f:
-            data = f.read()
+            return f.read()
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise InputError(f"{role} not found: {uri}") from exc
     except OSError as exc:
         raise InputError(f"cannot read {role} {uri}: {exc}") from exc
+
+
+def decode_image(data: bytes, uri: str, role: str = "image") -> Image.Image:
+    """Decode image bytes as RGB, EXIF orientation applied.
+
+    Transparent images are composited on white; greyscale and palette images are converted.
+    """
     try:
         image = Image.open(io.BytesIO(data))
         image = ImageOps.exif_transpose(image)

@@ -1,0 +1,126 @@
+"""The ``render_manifest`` flow: every pair of a manifest rendered in its own task."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.devices import render_slots
+from tasks.manifest import Manifest, Pair
+from tasks.render import load_manifest, render_pair, select_pairs
+from tasks.storage import pair_folder
+
+__all__ = ["progress_listeners", "render_manifest"]
+
+# Called as (finished, total, outcome) whenever a pair ends: the CLI's progress bar listens here.
+progress_listeners: list[Callable[[int, int, dict[str, Any]], None]] = []
+
+for _name in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "httpx", "werkzeug"):
+    logging.getLogger(_name).setLevel(logging.WARNING)  # no per-request logs from storage libraries
+
+
+def _run_name() -> str:
+    manifest = str(flow_run.parameters.get("manifest", "manifest"))
+    return f"render-{Manifest(manifest, [], []).name}"
+
+
+@flow(name="render-manifest", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=render_slots()))
+def render_manifest(
+    manifest: str,
+    out: str = "renders",
+    defaults: dict[str, Any] | None = None,
+    force: bool = False,
+    log_every: int = 50,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
+
+    Args:
+        manifest: path or URI of the CSV manifest.
+        out: output root, a path or URI (``s3://bucket/prefix``).
+        defaults: settings for the manifest's blank cells (names as in ``nst_core.Settings``).
+        force: render pairs again even if finished.
+        log_every: log the loss terms every N iterations.
+        timeout_s: give up on a pair after this many seconds.
+    """
+    start = time.perf_counter()
+    logger = get_run_logger()
+    parsed = load_manifest(manifest, defaults)
+    for error in parsed.errors:
+        logger.error("%s: %s", parsed.uri, error)
+    todo, skipped = select_pairs(parsed.pairs, out, force)
+    logger.info(
+        "%d pairs: %d to render, %d finished already, %d bad rows",
+        len(parsed.pairs) + len(parsed.errors),
+        len(todo),
+        len(skipped),
+        len(parsed.errors),
+    )
+    futures = render_pair.with_options(timeout_seconds=timeout_s).map(
+        todo, out=unmapped(out), log_every=unmapped(log_every)
+    )
+    outcomes = _collect(dict(zip(futures, todo, strict=True)), _progress_key(parsed))
+    summary = _summary(parsed, out, outcomes, skipped, time.perf_counter() - start)
+    create_table_artifact(summary["pairs"], key=f"{_progress_key(parsed)}-pairs", description=f"Pairs of {manifest}")
+    logger.info(
+        "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d in %(total_s).1f s; outputs in %(out)s", summary
+    )
+    return summary
+
+
+def _collect(futures: dict[Any, Pair], key: str) -> list[dict[str, Any]]:
+    """Wait for the render tasks, updating the progress artifact (and listeners) as each ends."""
+    artifact = create_progress_artifact(0.0, key=key, description="pairs rendered")
+    outcomes = []
+    for done, future in enumerate(as_completed(list(futures)), start=1):
+        pair = futures[future]
+        try:
+            outcomes.append({"status": "rendered", **future.result()})
+        except Exception as exc:
+            outcomes.append({"status": "failed", "pair_id": pair.pair_id, "row": pair.row, "reason": str(exc)})
+        update_progress_artifact(artifact, 100 * done / len(futures))
+        for listener in progress_listeners:
+            listener(done, len(futures), outcomes[-1])
+    return outcomes
+
+
+def _summary(
+    parsed: Manifest, out: str, outcomes: list[dict[str, Any]], skipped: list[Pair], total_s: float
+) -> dict[str, Any]:
+    by_id = {p.pair_id: p for p in parsed.pairs}
+    rows = [_row(by_id[o["pair_id"]], out, o) for o in outcomes]
+    rows += [_row(p, out, {"status": "skipped"}) for p in skipped]
+    rows += [
+        {"id": "", "row": e.row, "content": "", "style": "", "status": "failed", "reason": str(e)}
+        for e in parsed.errors
+    ]
+    rows.sort(key=lambda r: r["row"])
+    count = {s: sum(r["status"] == s for r in rows) for s in ("rendered", "skipped", "failed")}
+    return {"manifest": parsed.uri, "out": out, **count, "total_s": total_s, "pairs": rows}
+
+
+def _row(pair: Pair, out: str, outcome: dict[str, Any]) -> dict[str, Any]:
+    final = outcome.get("final", {})
+    return {
+        "id": pair.pair_id,
+        "row": pair.row,
+        "content": pair.content,
+        "style": "|".join(pair.styles),
+        "status": outcome["status"],
+        "reason": outcome.get("reason", ""),
+        **{f"{term}_loss": final.get(term) for term in ("content", "style", "tv", "total")},
+        "time_s": outcome.get("wall_s"),
+        "output": f"{pair_folder(out, pair.pair_id)}/result.png",
+    }
+
+
+def _progress_key(parsed: Manifest) -> str:
+    return "render-" + "".join(c if c.isalnum() else "-" for c in parsed.name.lower()).strip("-")

@@ -1,0 +1,200 @@
+"""CSV manifests of content x style pairs: parsing into ``Pair``s, with an error per bad row.
+
+A row's settings are its non-blank setting columns over the run's defaults over ``Settings``'s own.
+Paths are relative to the manifest's folder unless absolute or a URI (``s3://``, ``https://`` ...).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import fsspec
+
+from nst_core import InputError, Settings, SettingsError
+from nst_core.images import read_bytes
+from nst_core.settings import INIT_MODES, parse_list
+from nst_core.weights import RANDOM_WEIGHTS
+
+__all__ = ["IMAGE_SUFFIXES", "Manifest", "Pair", "RowError", "cross_manifest", "read_manifest"]
+
+REQUIRED = ("content", "style")
+COLUMNS = ("id", *REQUIRED, "tags", *Settings.model_fields)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_EXTRA = "\0extra"  # csv.DictReader's key for fields beyond the header
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One render: inputs as resolved URIs, validated settings, and where it came from."""
+
+    pair_id: str
+    row: int  # line in the manifest
+    content: str
+    styles: tuple[str, ...]
+    settings: Settings
+    tags: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the resolved inputs and every setting that changes the pixels."""
+        payload = {"content": self.content, "styles": self.styles, "settings": _pixel_settings(self.settings)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # line in the manifest; 1 is the header
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.column}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    uri: str
+    pairs: list[Pair]
+    errors: list[RowError]
+
+    @property
+    def name(self) -> str:
+        return posixpath.splitext(posixpath.basename(self.uri.rstrip("/")))[0]
+
+
+def read_manifest(uri: str, defaults: Mapping[str, Any] | None = None) -> Manifest:
+    """Parse ``uri``; raise ``InputError`` only if the file itself cannot be read."""
+    text = read_bytes(uri, "manifest").decode("utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
+    header = [name.strip() for name in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        return Manifest(uri, [], [RowError(1, column, "required column is missing") for column in missing])
+    base = _folder(uri)
+    pairs, errors = [], []
+    for record in reader:
+        pair, row_errors = _parse_row(reader.line_num, record, base, defaults or {})
+        errors += row_errors
+        if pair is not None:
+            pairs.append(pair)
+    return Manifest(uri, *_drop_duplicates(pairs, errors))
+
+
+def _parse_row(
+    row: int, record: dict[str, Any], base: str, defaults: Mapping[str, Any]
+) -> tuple[Pair | None, list[RowError]]:
+    errors = [RowError(row, "(row)", f"{len(record[_EXTRA])} more fields than the header")] if _EXTRA in record else []
+    cells = {k: v.strip() for k, v in record.items() if k != _EXTRA and v is not None}
+    for column in ("init", "weights"):  # file references in setting cells are relative to the manifest too
+        if _is_file_reference(cells.get(column, "")):
+            cells[column] = _resolve(cells[column], base)
+    errors += [
+        RowError(row, k, "missing: the row has fewer fields than the header") for k, v in record.items() if v is None
+    ]
+    errors += [RowError(row, k, "required") for k in REQUIRED if k in cells and not cells[k]]
+    errors += [_unknown_column(row, k) for k, v in cells.items() if k not in COLUMNS and v]
+    try:
+        settings = Settings.from_values({**defaults, **{k: v for k, v in cells.items() if k in Settings.model_fields}})
+    except SettingsError as exc:
+        errors += [RowError(row, name, reason) for name, reason in exc.problems]
+    if errors:
+        return None, errors
+    content, styles = _resolve(cells["content"], base), tuple(_resolve(s, base) for s in parse_list(cells["style"]))
+    if settings.style_weights is not None and len(settings.style_weights) != len(styles):
+        return None, [RowError(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles")]
+    tags = tuple(parse_list(cells.get("tags", "")))
+    pair = Pair("", row, content, styles, settings, tags)
+    user_id = cells.get("id", "")
+    if user_id and not SAFE_ID.match(user_id):
+        return None, [RowError(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'")]
+    return _with_id(pair, user_id or _auto_id(pair)), []
+
+
+def _unknown_column(row: int, column: str) -> RowError:
+    close = get_close_matches(column, COLUMNS, n=1)
+    return RowError(row, column, "unknown setting" + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
+def _drop_duplicates(pairs: list[Pair], errors: list[RowError]) -> tuple[list[Pair], list[RowError]]:
+    first: dict[str, int] = {}
+    kept = []
+    for pair in pairs:
+        if pair.pair_id in first:
+            errors.append(RowError(pair.row, "id", f"duplicate id {pair.pair_id!r} (row {first[pair.pair_id]})"))
+        else:
+            first[pair.pair_id] = pair.row
+            kept.append(pair)
+    return kept, sorted(errors, key=lambda e: e.row)
+
+
+def _with_id(pair: Pair, pair_id: str) -> Pair:
+    return Pair(pair_id, pair.row, pair.content, pair.styles, pair.settings, pair.tags)
+
+
+def _auto_id(pair: Pair) -> str:
+    """``<content>__<style>[+<style>]-<hash>``: readable, and new whenever inputs or settings change."""
+    slug = _slug(_stem(pair.content)) + "__" + "+".join(_slug(_stem(s)) for s in pair.styles)
+    return f"{slug[:80]}-{pair.fingerprint[:8]}"
+
+
+def _pixel_settings(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json", exclude={"device"})  # where it runs does not change the result
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-") or "image"
+
+
+def _stem(uri: str) -> str:
+    return posixpath.splitext(posixpath.basename(unquote(uri.split("?")[0].rstrip("/"))))[0]
+
+
+def _folder(uri: str) -> str:
+    return posixpath.dirname(uri) if "://" in uri else str(Path(uri).resolve().parent)
+
+
+def _is_file_reference(value: str) -> bool:
+    return bool(value) and value not in (*INIT_MODES, "imagenet") and not RANDOM_WEIGHTS.match(value)
+
+
+def _resolve(ref: str, base: str) -> str:
+    """A manifest cell as a URI or absolute path: relative paths are taken from ``base``."""
+    if "://" in ref or ref.startswith("/"):
+        return ref
+    return posixpath.join(base, ref)
+
+
+def cross_manifest(content_dir: str, style_dir: str, settings: Mapping[str, Any]) -> str:
+    """CSV of every content image x every style image in two folders, with constant setting columns."""
+    columns = ["content", "style", *settings]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    for content in _list_images(content_dir):
+        for style in _list_images(style_dir):
+            writer.writerow({"content": content, "style": style, **settings})
+    return buffer.getvalue()
+
+
+def _list_images(folder: str) -> Iterable[str]:
+    """Image files directly in ``folder`` (path or URI), as absolute paths or URIs, sorted."""
+    fs, path = fsspec.url_to_fs(folder)
+    if not fs.isdir(path):
+        raise InputError(f"not a folder: {folder}")
+    names = sorted(p for p in fs.ls(path, detail=False) if p.lower().endswith(IMAGE_SUFFIXES))
+    if not names:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return [fs.unstrip_protocol(p) if "://" in folder else p for p in names]
