@@ -99,7 +99,14 @@ def _summary(
     rows = [_row(by_id[o["pair_id"]], out, o) for o in outcomes]
     rows += [_row(p, out, {"status": "skipped"}) for p in skipped]
     rows += [
-        {"id": "", "row": e.row, "content": "", "style": "", "status": "failed", "reason": str(e)}
+        {
+            "id": "",
+            "row": e.row,
+            "content": "",
+            "style": "",
+            "status": "failed",
+            "reason": f"column {e.column}: {e.reason}",
+        }
         for e in parsed.errors
     ]
     rows.sort(key=lambda r: r["row"])

@@ -55,7 +55,9 @@ def decode_image(data: bytes, uri: str, role: str = "image") -> Image.Image:
         image = Image.open(io.BytesIO(data))
         image = ImageOps.exif_transpose(image)
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{role} {uri} is not an image Pillow can read") from exc
+    except (OSError, SyntaxError) as exc:  # a truncated or corrupt file of a known format
         raise InputError(f"{role} {uri} is not an image Pillow can read: {exc}") from exc
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")

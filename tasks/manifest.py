@@ -107,7 +107,8 @@ def _parse_row(
     errors += [RowError(row, k, "required") for k in REQUIRED if k in cells and not cells[k]]
     errors += [_unknown_column(row, k) for k, v in cells.items() if k not in COLUMNS and v]
     try:
-        settings = Settings.from_values({**defaults, **{k: v for k, v in cells.items() if k in Settings.model_fields}})
+        given = {k: v for k, v in cells.items() if k in Settings.model_fields and v}  # blank: the default
+        settings = Settings.from_values({**defaults, **given})
     except SettingsError as exc:
         errors += [RowError(row, name, reason) for name, reason in exc.problems]
     if errors:

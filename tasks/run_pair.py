@@ -29,7 +29,8 @@ def run_pair(
 ) -> dict[str, Any]:
     """Read the inputs (keeping their checksums), render, write the outputs; return a small summary."""
     start = time.perf_counter()
-    data = {uri: read_bytes(uri, "input image") for uri in (pair.content, *pair.styles)}
+    data = {pair.content: read_bytes(pair.content, "content image")}
+    data |= {uri: read_bytes(uri, "style image") for uri in pair.styles}
     content = decode_image(data[pair.content], pair.content, "content image")
     styles = [decode_image(data[uri], uri, "style image") for uri in pair.styles]
     settings = pair.settings if device is None else pair.settings.model_copy(update={"device": device})
