@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
@@ -103,9 +104,22 @@ def _cell(text: str) -> str:
 @click.option("--force", is_flag=True, help="Render pairs again even if they are finished.")
 @click.option("--log-every", default=50, show_default=True, help="Log the loss terms every N iterations.")
 @click.option("--timeout", "timeout_s", type=float, help="Give up on a pair after this many seconds.")
+@click.option(
+    "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (MinIO ...); sets AWS_ENDPOINT_URL."
+)
 @setting_options
-def run(manifest: str, out: str, force: bool, log_every: int, timeout_s: float | None, **values: Any) -> None:
+def run(
+    manifest: str,
+    out: str,
+    force: bool,
+    log_every: int,
+    timeout_s: float | None,
+    endpoint_url: str | None,
+    **values: Any,
+) -> None:
     """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells."""
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # s3fs (botocore) reads it, here and in child processes
     try:
         defaults = settings_from(values).model_dump(exclude_unset=True)
     except NstError as exc:
