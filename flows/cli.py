@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nst_core import NstError, RenderResult, Settings, StepInfo, render
 from nst_core.images import write_image
+from tasks.gallery import build_gallery
 from tasks.manifest import cross_manifest, read_manifest
 from tasks.validation import check_inputs
 
@@ -131,6 +132,7 @@ def run(
     with _pair_progress() as listener, tags("stylebatch", f"manifest-{PurePosixPath(manifest).stem}"):
         progress_listeners.append(listener)
         summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s)
+    console.print(f"gallery: {summary['gallery']['index']}", highlight=False)
     for row in summary["pairs"]:
         if row["status"] == "failed":
             console.print(f"[red]failed[/red] row {row['row']} {row['id']}: {row['reason']}", highlight=False)
@@ -152,6 +154,19 @@ def _pair_progress() -> Iterator[Callable[[int, int, dict[str, Any]], None]]:
             bar.update(task, completed=done, total=total)
 
         yield listener
+
+
+@main.command("gallery")
+@click.argument("out")
+@click.option("--manifest", help="Show this manifest's pairs, in its order (unrendered ones as pending).")
+def gallery(out: str, manifest: str | None) -> None:
+    """Build OUT/gallery/ (index.html and contact_sheet.png) from the results under OUT."""
+    try:
+        built = build_gallery(out, manifest)
+    except NstError as exc:
+        _fail(exc)
+    console.print(f"{built['pairs']} pairs: {built['contents']} contents x {built['styles']} styles", highlight=False)
+    click.echo(built["index"])
 
 
 @main.command("validate")

@@ -8,14 +8,19 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.devices import render_slots
 from tasks.manifest import Manifest, Pair
-from tasks.render import load_manifest, render_pair, select_pairs
+from tasks.render import build_gallery_task, load_manifest, render_pair, select_pairs
 from tasks.storage import pair_folder
 
 __all__ = ["progress_listeners", "render_manifest"]
@@ -68,8 +73,11 @@ def render_manifest(
         todo, out=unmapped(out), log_every=unmapped(log_every)
     )
     outcomes = _collect(dict(zip(futures, todo, strict=True)), _progress_key(parsed))
-    summary = _summary(parsed, out, outcomes, skipped, time.perf_counter() - start)
-    create_table_artifact(summary["pairs"], key=f"{_progress_key(parsed)}-pairs", description=f"Pairs of {manifest}")
+    gallery = build_gallery_task(out, manifest)
+    summary = {**_summary(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
+    key = _progress_key(parsed)
+    create_table_artifact(_linked(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
+    create_markdown_artifact(_report(summary), key=f"{key}-report", description=f"Run of {manifest}")
     logger.info(
         "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d in %(total_s).1f s; outputs in %(out)s", summary
     )
@@ -131,3 +139,25 @@ def _row(pair: Pair, out: str, outcome: dict[str, Any]) -> dict[str, Any]:
 
 def _progress_key(parsed: Manifest) -> str:
     return "render-" + "".join(c if c.isalnum() else "-" for c in parsed.name.lower()).strip("-")
+
+
+def _linked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows whose output is a Markdown link (the UI renders it) when the result exists."""
+    return [{**r, "output": f"[result.png]({r['output']})" if r["status"] != "failed" else ""} for r in rows]
+
+
+def _report(summary: dict[str, Any]) -> str:
+    gallery = summary["gallery"]
+    lines = [
+        f"# {summary['manifest']}",
+        f"**{summary['rendered']}** rendered, **{summary['skipped']}** skipped, **{summary['failed']}** failed "
+        f"in {summary['total_s']:.1f} s.",
+        f"- Outputs: `{summary['out']}`",
+        f"- Gallery: [{gallery['index']}]({gallery['index']}), {gallery['contents']} contents x "
+        f"{gallery['styles']} styles",
+    ]
+    if gallery["contact_sheet"]:
+        lines.append(f"\n![contact sheet]({gallery['contact_sheet']})")
+    failed = [r for r in summary["pairs"] if r["status"] == "failed"]
+    lines += ["", "## Failed", *(f"- row {r['row']} {r['id']}: {r['reason']}" for r in failed)] if failed else []
+    return "\n".join(lines)

@@ -9,11 +9,12 @@ from prefect.cache_policies import NO_CACHE
 
 from nst_core import NstError, StepInfo
 from tasks.devices import device_slot
+from tasks.gallery import build_gallery
 from tasks.manifest import Manifest, Pair, read_manifest
-from tasks.run_pair import run_pair
+from tasks.run_pair import failure_record, run_pair
 from tasks.storage import finished, write_failure
 
-__all__ = ["load_manifest", "render_pair", "select_pairs"]
+__all__ = ["build_gallery_task", "load_manifest", "render_pair", "select_pairs"]
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -69,5 +70,11 @@ def render_pair(pair: Pair, out: str, log_every: int = 50) -> dict[str, Any]:
         try:
             return run_pair(pair, out, device, on_step)
         except Exception as exc:
-            write_failure(out, pair.pair_id, {"pair_id": pair.pair_id, "row": pair.row, "error": str(exc)})
+            write_failure(out, pair.pair_id, failure_record(pair, exc))
             raise
+
+
+@task(name="build-gallery", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
+def build_gallery_task(out: str, manifest: str | None = None) -> dict[str, Any]:
+    """Write ``<out>/gallery/`` from what the output root holds."""
+    return build_gallery(out, manifest)

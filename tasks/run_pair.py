@@ -19,7 +19,7 @@ from nst_core.images import decode_image, encode_image, read_bytes
 from tasks.manifest import Pair
 from tasks.storage import pair_folder, write_pair
 
-__all__ = ["RESULT", "run_pair"]
+__all__ = ["RESULT", "failure_record", "run_pair"]
 
 RESULT = "result.png"
 
@@ -76,4 +76,18 @@ def _metadata(pair: Pair, result: RenderResult, checksums: dict[str, str], wall_
         "timings": {**dataclasses.asdict(result.timings), "wall_s": wall_s},
         "versions": {name: version(name) for name in ("stylebatch", "torch", "torchvision", "pillow")}
         | {"python": platform.python_version()},
+    }
+
+
+def failure_record(pair: Pair, error: BaseException) -> dict[str, Any]:
+    """What ``failed.json`` holds: enough for the gallery to place the pair and show its error."""
+    return {
+        "pair_id": pair.pair_id,
+        "row": pair.row,
+        "content": {"uri": pair.content},
+        "styles": [{"uri": uri} for uri in pair.styles],
+        "tags": list(pair.tags),
+        "settings": pair.settings.model_dump(mode="json"),
+        "error": f"{type(error).__name__}: {error}",
+        "failed_at": datetime.now(UTC).isoformat(),
     }

@@ -1,0 +1,138 @@
+"""Gallery images: result and input thumbnails, input previews, and the contact sheet."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from nst_core import InputError
+from nst_core.images import decode_image, read_bytes
+
+if TYPE_CHECKING:
+    from tasks.gallery import Entry
+
+__all__ = ["contact_sheet", "input_images", "result_thumbnails"]
+
+THUMB, PREVIEW, CELL = 240, 768, 160
+CONTACT_SHEET = "contact_sheet.png"
+
+
+def result_thumbnails(fs: Any, root: str, gallery: str, entries: list[Entry]) -> dict[str, str]:
+    """pair id -> thumbnail path relative to the gallery; only missing thumbnails are made."""
+    names = {
+        e.pair_id: f"thumbs/{e.pair_id}-{e.done.get('fingerprint', '')[:8]}.jpg"
+        for e in entries
+        if e.status == "rendered"
+    }
+    todo = {pid: name for pid, name in names.items() if name not in _existing(fs, gallery, "thumbs")}
+    blobs = fs.cat([f"{root}/{pid}/result.png" for pid in todo], on_error="omit") if todo else {}
+    with ThreadPoolExecutor() as pool:  # Pillow releases the GIL while decoding and resizing
+        made = pool.map(lambda pid: _jpeg(blobs.get(f"{root}/{pid}/result.png"), THUMB), todo)
+        _put(fs, {f"{gallery}/{todo[pid]}": data for pid, data in zip(todo, made, strict=True) if data})
+    return {pid: name for pid, name in names.items() if name not in todo or f"{root}/{pid}/result.png" in blobs}
+
+
+def input_images(fs: Any, gallery: str, entries: list[Entry]) -> dict[str, dict[str, str]]:
+    """input URI -> {"thumb": ..., "preview": ...} relative to the gallery; unreadable inputs are left out."""
+    keys = {}
+    for entry in entries:
+        for item in [entry.meta.get("content", {"uri": entry.content}), *entry.meta.get("styles", [])]:
+            keys[item["uri"]] = hashlib.sha256(f"{item['uri']}\0{item.get('sha256', '')}".encode()).hexdigest()[:16]
+    for uri in {e.content for e in entries} | {s for e in entries for s in e.styles}:
+        keys.setdefault(uri, hashlib.sha256(f"{uri}\0".encode()).hexdigest()[:16])
+    existing = _existing(fs, gallery, "inputs")
+    todo = [uri for uri, key in keys.items() if f"inputs/{key}.jpg" not in existing]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads
+        made = dict(zip(todo, pool.map(_input_files, todo), strict=True))
+    _put(
+        fs,
+        {
+            f"{gallery}/inputs/{keys[uri]}{suffix}": data
+            for uri, files in made.items()
+            if files
+            for suffix, data in files.items()
+        },
+    )
+    return {
+        uri: {"thumb": f"inputs/{key}.jpg", "preview": f"inputs/{key}-preview.jpg"}
+        for uri, key in keys.items()
+        if uri not in made or made[uri]
+    }
+
+
+def contact_sheet(
+    fs: Any,
+    gallery: str,
+    contents: list[str],
+    columns: list[str],
+    cells: dict[tuple[str, str], list[Entry]],
+    thumbs: dict[str, str],
+    inputs: dict[str, dict[str, str]],
+) -> str | None:
+    """The grid as one PNG: style thumbnails across the top, content down the side, one result per cell."""
+    if not contents:
+        return None
+    wanted = {f"{gallery}/{inputs[u]['thumb']}" for u in [*contents, *columns] if u in inputs}
+    wanted |= {f"{gallery}/{t}" for t in thumbs.values()}
+    blobs = fs.cat(sorted(wanted), on_error="omit")
+    sheet = Image.new("RGB", ((len(columns) + 1) * CELL, (len(contents) + 1) * CELL), (24, 24, 24))
+    draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
+    for i, style in enumerate(columns, start=1):
+        _paste(sheet, blobs.get(f"{gallery}/{inputs.get(style, {}).get('thumb')}"), i, 0)
+    for j, content in enumerate(contents, start=1):
+        _paste(sheet, blobs.get(f"{gallery}/{inputs.get(content, {}).get('thumb')}"), 0, j)
+        for i, style in enumerate(columns, start=1):
+            cell = cells[(content, style)]
+            rendered = [e for e in cell if e.pair_id in thumbs]
+            if rendered:
+                _paste(sheet, blobs.get(f"{gallery}/{thumbs[rendered[0].pair_id]}"), i, j)
+            elif cell:
+                draw.text((i * CELL + 8, j * CELL + CELL // 2), cell[0].status, fill=(230, 120, 100), font=font)
+    buffer = io.BytesIO()
+    sheet.save(buffer, "PNG")
+    _put(fs, {f"{gallery}/{CONTACT_SHEET}": buffer.getvalue()})
+    return CONTACT_SHEET
+
+
+def _input_files(uri: str) -> dict[str, bytes] | None:
+    try:
+        image = decode_image(read_bytes(uri, "input image"), uri)
+    except InputError:
+        return None
+    return {".jpg": _encode(image, THUMB), "-preview.jpg": _encode(image, PREVIEW)}
+
+
+def _jpeg(data: bytes | None, size: int) -> bytes | None:
+    return None if data is None else _encode(Image.open(io.BytesIO(data)).convert("RGB"), size)
+
+
+def _encode(image: Image.Image, size: int) -> bytes:
+    image = image.copy()
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _paste(sheet: Image.Image, data: bytes | None, i: int, j: int) -> None:
+    if data is None:
+        return
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    image.thumbnail((CELL - 8, CELL - 8))
+    sheet.paste(image, (i * CELL + (CELL - image.width) // 2, j * CELL + (CELL - image.height) // 2))
+
+
+def _existing(fs: Any, gallery: str, folder: str) -> set[str]:
+    path = f"{gallery}/{folder}"
+    return {f"{folder}/{p.rsplit('/', 1)[-1]}" for p in fs.ls(path, detail=False)} if fs.exists(path) else set()
+
+
+def _put(fs: Any, files: dict[str, bytes]) -> None:
+    for folder in {path.rsplit("/", 1)[0] for path in files}:
+        fs.makedirs(folder, exist_ok=True)
+    if files:
+        fs.pipe(files)
