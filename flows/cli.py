@@ -183,7 +183,8 @@ def validate(manifest: str, **values: Any) -> None:
         problems += [f"row {pair.row}, column {column}: {reason}" for column, reason in check_inputs(pair)]
     for problem in problems:
         click.echo(problem)
-    console.print(f"{len(parsed.pairs) + len(parsed.errors)} rows, {len(problems)} problems", highlight=False)
+    rows = {p.row for p in parsed.pairs} | {e.row for e in parsed.errors if e.row > 1}
+    console.print(f"{len(rows)} rows, {len(problems)} problems", highlight=False)
     sys.exit(1 if problems else 0)
 
 

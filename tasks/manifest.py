@@ -113,7 +113,8 @@ def _parse_row(
         errors += [RowError(row, name, reason) for name, reason in exc.problems]
     if errors:
         return None, errors
-    content, styles = _resolve(cells["content"], base), tuple(_resolve(s, base) for s in parse_list(cells["style"]))
+    # Paths and URIs may contain commas: only "|" separates styles.
+    content, styles = _resolve(cells["content"], base), tuple(_resolve(s, base) for s in _split(cells["style"]))
     if settings.style_weights is not None and len(settings.style_weights) != len(styles):
         return None, [RowError(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles")]
     tags = tuple(parse_list(cells.get("tags", "")))
@@ -171,11 +172,17 @@ def _is_file_reference(value: str) -> bool:
     return bool(value) and value not in (*INIT_MODES, "imagenet") and not RANDOM_WEIGHTS.match(value)
 
 
+def _split(cell: str) -> list[str]:
+    return [part.strip() for part in cell.split("|") if part.strip()]
+
+
 def _resolve(ref: str, base: str) -> str:
-    """A manifest cell as a URI or absolute path: relative paths are taken from ``base``."""
+    """A manifest cell as a URI or absolute path: relative paths are taken from ``base``, then normalised."""
     if "://" in ref or ref.startswith("/"):
         return ref
-    return posixpath.join(base, ref)
+    joined = posixpath.join(base, ref)
+    protocol, sep, path = joined.rpartition("://")
+    return f"{protocol}{sep}{posixpath.normpath(path)}"
 
 
 def cross_manifest(content_dir: str, style_dir: str, settings: Mapping[str, Any]) -> str:

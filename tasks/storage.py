@@ -51,9 +51,8 @@ def write_pair(out: str, pair_id: str, files: dict[str, bytes], marker: dict[str
     if isinstance(fs, LocalFileSystem):
         _replace_local(folder, files)
     else:
-        for stale in (MARKER, FAILURE):  # the old marker first: this folder is unfinished from now on
-            if fs.exists(f"{folder}/{stale}"):
-                fs.rm(f"{folder}/{stale}")
+        if fs.exists(folder):  # an unfinished, failed or outdated render: the old marker goes with it
+            fs.rm(folder, recursive=True)
         for name, data in files.items():  # dicts keep order: the marker is last
             fs.pipe_file(f"{folder}/{name}", data)
     return pair_folder(out, pair_id)

@@ -1,0 +1,217 @@
+"""The ``stylebatch validate`` and ``stylebatch manifest cross`` commands, run in-process with click's CliRunner."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from flows.cli import main
+from nst_core.images import encode_image
+from tasks.manifest import read_manifest
+
+if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
+    from conftest import Bucket
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def flat(text: str) -> str:
+    """Text without whitespace: rich wraps long messages (paths) at the console width."""
+    return "".join(text.split())
+
+
+def write(path: Path, *lines: str) -> str:
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+# --- validate --------------------------------------------------------------------------------------
+
+
+def test_validate_a_clean_manifest(tmp_path: Path, content_path: Path, style_path: Path) -> None:
+    manifest = write(
+        tmp_path / "m.csv", "content,style,iterations", "content.png,style.png,3", "style.png,content.png,"
+    )
+    result = run("validate", manifest)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "2 rows, 0 problems" in result.stderr
+
+
+def test_validate_reports_every_problem(
+    tmp_path: Path, image_factory: Callable[..., Path], content_path: Path, style_path: Path
+) -> None:
+    (tmp_path / "notes.png").write_text("not an image")
+    image_factory("start.png", seed=3)
+    manifest = write(
+        tmp_path / "m.csv",
+        "id,content,style,iterations,init,colour",
+        "ok,content.png,style.png,3,start.png,",  # row 2: fine
+        "bad-setting,content.png,style.png,-3,,",  # row 3
+        "nostyle,content.png,,3,,",  # row 4
+        "../up,content.png,style.png,3,,",  # row 5
+        "ok,style.png,content.png,3,,",  # row 6: duplicate id
+        "undecodable,content.png,notes.png|missing.png,3,,",  # row 7: decodes no style
+        "noinit,content.png,style.png,3,nowhere.png,",  # row 8
+        "typo,content.png,style.png,3,,blue",  # row 9
+    )
+    result = run("validate", manifest)
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "row 3, column iterations",
+        "row 4, column style",
+        "row 5, column id",
+        "row 6, column id",
+        "row 9, column colour",
+        "row 7, column style",
+        "row 7, column style",
+        "row 8, column init",
+    ]
+    assert lines[1] == "row 4, column style: required"
+    assert lines[3] == "row 6, column id: duplicate id 'ok' (row 2)"
+    assert lines[4].startswith("row 9, column colour: unknown setting")
+    base = tmp_path.resolve()
+    assert lines[5] == f"row 7, column style: style image {base}/notes.png is not an image Pillow can read"
+    assert lines[6] == f"row 7, column style: style image not found: {base}/missing.png"
+    assert lines[7] == f"row 8, column init: init image not found: {base}/nowhere.png"
+    assert f"{len(lines)} problems" in result.stderr
+
+
+def test_validate_counts_rows_not_errors(tmp_path: Path, content_path: Path, style_path: Path) -> None:
+    manifest = write(
+        tmp_path / "m.csv", "content,style,iterations,backbone", "content.png,style.png,,", "a,b,-3,resnet"
+    )
+    result = run("validate", manifest)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "row 3, column iterations: Input should be greater than or equal to 1 (got '-3')"
+    assert lines[1].startswith("row 3, column backbone: ")
+    assert "'resnet'" in lines[1]
+    assert len(lines) == 2
+    assert "2 rows, 2 problems" in result.stderr  # two data rows, one of them with two problems
+
+
+def test_validate_setting_flags_are_defaults_for_blank_cells(
+    tmp_path: Path, image_factory: Callable[..., Path], content_path: Path, style_path: Path
+) -> None:
+    image_factory("second.png", seed=3)
+    manifest = write(
+        tmp_path / "m.csv",
+        "content,style,style_weights",
+        "content.png,style.png|second.png,",
+        "content.png,style.png,1",
+    )
+    assert run("validate", manifest, "--style-weights", "0.7|0.3").stdout == ""
+    result = run("validate", manifest, "--style-weights", "0.2|0.3|0.5")
+    assert result.exit_code == 1
+    assert result.stdout == "row 2, column style_weights: 3 weights for 2 styles\n"
+
+
+def test_validate_bad_flag_or_missing_manifest_exits_2(tmp_path: Path) -> None:
+    manifest = write(tmp_path / "m.csv", "content,style", "a.png,b.png")
+    bad_flag = run("validate", manifest, "--iterations", "-3")
+    assert bad_flag.exit_code == 2
+    assert "iterations" in bad_flag.stderr
+    missing = run("validate", str(tmp_path / "nope.csv"))
+    assert missing.exit_code == 2
+    assert flat(f"error: manifest not found: {tmp_path}/nope.csv") in flat(missing.stderr)
+
+
+def test_validate_reports_a_missing_required_column(tmp_path: Path) -> None:
+    result = run("validate", write(tmp_path / "m.csv", "content,iterations", "a.png,3"))
+    assert result.exit_code == 1
+    assert result.stdout == "row 1, column style: required column is missing\n"
+
+
+# --- manifest cross --------------------------------------------------------------------------------
+
+
+def make_folders(image_factory: Callable[..., Path], tmp_path: Path) -> tuple[Path, Path]:
+    contents, styles = tmp_path / "contents", tmp_path / "styles"
+    for folder in (contents, styles, contents / "nested"):
+        folder.mkdir()
+    for index, name in enumerate(["contents/b.jpg", "contents/a.png", "contents/C.PNG", "contents/nested/d.png"]):
+        image_factory(name, seed=index)
+    for index, name in enumerate(["styles/wave.png", "styles/monet.jpeg"]):
+        image_factory(name, seed=10 + index)
+    (contents / "notes.txt").write_text("not an image")
+    return contents, styles
+
+
+def test_manifest_cross_writes_the_full_product(tmp_path: Path, image_factory: Callable[..., Path]) -> None:
+    contents, styles = make_folders(image_factory, tmp_path)
+    result = run("manifest", "cross", str(contents), str(styles), "--iterations", "5")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["content", "style", "iterations"]
+    expected = [
+        [f"{contents}/{content}", f"{styles}/{style}", "5"]
+        for content in ["C.PNG", "a.png", "b.jpg"]  # sorted; notes.txt and nested/ left out
+        for style in ["monet.jpeg", "wave.png"]
+    ]
+    assert rows[1:] == expected
+
+    manifest = read_manifest(write(tmp_path / "cross.csv", result.stdout.rstrip("\n")))
+    assert manifest.errors == []
+    assert [(pair.content, pair.styles) for pair in manifest.pairs] == [(c, (s,)) for c, s, _ in expected]
+    assert {pair.settings.iterations for pair in manifest.pairs} == {5}
+    assert len({pair.pair_id for pair in manifest.pairs}) == 6
+
+
+def test_manifest_cross_from_s3(s3: Bucket, pil_image: Callable[..., Image.Image]) -> None:
+    for name in ("c/one.png", "c/two.png", "s/a.jpg"):
+        s3.put(f"in/{name}", encode_image(pil_image(len(name)), name))
+    result = run("manifest", "cross", f"{s3.uri}/in/c", f"{s3.uri}/in/s/")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "content,style",
+        f"{s3.uri}/in/c/one.png,{s3.uri}/in/s/a.jpg",
+        f"{s3.uri}/in/c/two.png,{s3.uri}/in/s/a.jpg",
+    ]
+
+
+def test_manifest_cross_keeps_a_style_file_name_with_a_comma(
+    tmp_path: Path, image_factory: Callable[..., Path]
+) -> None:
+    for folder in ("contents", "styles"):
+        (tmp_path / folder).mkdir()
+    image_factory("contents/photo.png", seed=1)
+    image_factory("styles/Monet, Water Lilies.png", seed=2)
+    result = run("manifest", "cross", str(tmp_path / "contents"), str(tmp_path / "styles"))
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(write(tmp_path / "cross.csv", result.stdout.rstrip("\n")))
+    assert manifest.errors == []
+    assert manifest.pairs[0].styles == (f"{tmp_path}/styles/Monet, Water Lilies.png",)
+
+
+def test_manifest_cross_without_images_exits_2(tmp_path: Path, image_factory: Callable[..., Path]) -> None:
+    (tmp_path / "contents").mkdir()
+    (tmp_path / "styles").mkdir()
+    image_factory("contents/a.png")
+    (tmp_path / "styles" / "readme.txt").write_text("no images here")
+    result = run("manifest", "cross", str(tmp_path / "contents"), str(tmp_path / "styles"))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert flat("error: no images (.jpg, .jpeg, .png") in flat(result.stderr)
+    assert flat(f"in {tmp_path}/styles") in flat(result.stderr)
+
+    missing = run("manifest", "cross", str(tmp_path / "nope"), str(tmp_path / "styles"))
+    assert missing.exit_code == 2
+    assert flat(f"error: not a folder: {tmp_path}/nope") in flat(missing.stderr)
+
+
+def test_manifest_cross_rejects_bad_settings(tmp_path: Path, image_factory: Callable[..., Path]) -> None:
+    contents, styles = make_folders(image_factory, tmp_path)
+    result = run("manifest", "cross", str(contents), str(styles), "--iterations", "0")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "iterations" in result.stderr
