@@ -108,6 +108,13 @@ def _cell(text: str) -> str:
 @click.option(
     "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (MinIO ...); sets AWS_ENDPOINT_URL."
 )
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    help="local (threads here), dask-local (a Dask cluster here: one worker per GPU) or tcp://HOST:PORT "
+    "(an existing Dask scheduler).",
+)
 @setting_options
 def run(
     manifest: str,
@@ -116,6 +123,7 @@ def run(
     log_every: int,
     timeout_s: float | None,
     endpoint_url: str | None,
+    executor: str,
     **values: Any,
 ) -> None:
     """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells."""
@@ -131,7 +139,7 @@ def run(
 
     with _pair_progress() as listener, tags("stylebatch", f"manifest-{PurePosixPath(manifest).stem}"):
         progress_listeners.append(listener)
-        summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s)
+        summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s, executor)
     console.print(f"gallery: {summary['gallery']['index']}", highlight=False)
     for row in summary["pairs"]:
         if row["status"] == "failed":
@@ -154,6 +162,33 @@ def _pair_progress() -> Iterator[Callable[[int, int, dict[str, Any]], None]]:
             bar.update(task, completed=done, total=total)
 
         yield listener
+
+
+@main.command("serve")
+@click.argument("manifest")
+@click.option("--cron", required=True, help='When to run, in cron syntax (UTC), e.g. "0 2 * * *".')
+@click.option("--out", default="renders", show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
+@click.option("--executor", default="local", show_default=True, help="As for run.")
+@setting_options
+def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> None:
+    """Render MANIFEST on a schedule from this process (needs a Prefect server: PREFECT_API_URL)."""
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail(
+            ValueError(
+                "serve needs a Prefect server for its schedule: start one with `prefect server start` "
+                "and set PREFECT_API_URL (embedded mode runs no scheduler)"
+            )
+        )
+    try:
+        defaults = settings_from(values).model_dump(exclude_unset=True)
+    except NstError as exc:
+        _fail(exc)
+    from flows.render_manifest import render_manifest
+
+    parameters = {"manifest": manifest, "out": out, "defaults": defaults, "executor": executor}
+    render_manifest.serve(
+        name=f"serve-{PurePosixPath(manifest).stem}", cron=cron, parameters=parameters, tags=["stylebatch", "serve"]
+    )
 
 
 @main.command("gallery")

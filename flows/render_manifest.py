@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,14 +17,13 @@ from prefect.artifacts import (
 )
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.devices import render_slots
+from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
 from tasks.manifest import Manifest, Pair
 from tasks.render import build_gallery_task, load_manifest, render_pair, select_pairs
 from tasks.storage import pair_folder
 
-__all__ = ["progress_listeners", "render_manifest"]
+__all__ = ["progress_listeners", "render_manifest", "render_pairs"]
 
 # Called as (finished, total, outcome) whenever a pair ends: the CLI's progress bar listens here.
 progress_listeners: list[Callable[[int, int, dict[str, Any]], None]] = []
@@ -37,7 +37,7 @@ def _run_name() -> str:
     return f"render-{Manifest(manifest, [], []).name}"
 
 
-@flow(name="render-manifest", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=render_slots()))
+@flow(name="render-manifest", flow_run_name=_run_name)
 def render_manifest(
     manifest: str,
     out: str = "renders",
@@ -45,6 +45,7 @@ def render_manifest(
     force: bool = False,
     log_every: int = 50,
     timeout_s: float | None = None,
+    executor: str = "local",
 ) -> dict[str, Any]:
     """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
 
@@ -55,6 +56,7 @@ def render_manifest(
         force: render pairs again even if finished.
         log_every: log the loss terms every N iterations.
         timeout_s: give up on a pair after this many seconds.
+        executor: ``local``, ``dask-local`` or ``tcp://host:port`` (see ``flows.executors``).
     """
     start = time.perf_counter()
     logger = get_run_logger()
@@ -69,19 +71,29 @@ def render_manifest(
         len(skipped),
         len(parsed.errors),
     )
-    futures = render_pair.with_options(timeout_seconds=timeout_s).map(
-        todo, out=unmapped(out), log_every=unmapped(log_every)
-    )
-    outcomes = _collect(dict(zip(futures, todo, strict=True)), _progress_key(parsed))
+    key = _progress_key(parsed)
+    renders = render_pairs.with_options(task_runner=task_runner(executor), flow_run_name=f"render-pairs-{key}")
+    outcomes = renders(todo, out, log_every, timeout_s, cluster_has_gpus(executor), key) if todo else []
     gallery = build_gallery_task(out, manifest)
     summary = {**_summary(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
-    key = _progress_key(parsed)
     create_table_artifact(_linked(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
     create_markdown_artifact(_report(summary), key=f"{key}-report", description=f"Run of {manifest}")
     logger.info(
         "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d in %(total_s).1f s; outputs in %(out)s", summary
     )
     return summary
+
+
+@flow(name="render-pairs", validate_parameters=False)
+def render_pairs(
+    pairs: list[Pair], out: str, log_every: int, timeout_s: float | None, gpu_resources: bool, key: str
+) -> list[dict[str, Any]]:
+    """Fan the pairs out to render tasks on this flow's task runner; one GPU each where workers have GPUs."""
+    with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
+        futures = render_pair.with_options(timeout_seconds=timeout_s).map(
+            pairs, out=unmapped(out), log_every=unmapped(log_every)
+        )
+    return _collect(dict(zip(futures, pairs, strict=True)), key)
 
 
 def _collect(futures: dict[Any, Pair], key: str) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import os
 import queue
 from collections.abc import Iterator
 
@@ -15,14 +17,23 @@ __all__ = ["device_slot", "gpu_count", "render_slots"]
 
 @functools.cache
 def gpu_count() -> int:
-    """NVIDIA GPUs visible to this process (0 without a driver)."""
+    """NVIDIA GPUs this process may use (0 without a driver).
+
+    NVML sees every GPU of the machine, so ``CUDA_VISIBLE_DEVICES`` (set per worker by dask-cuda)
+    is applied on top, as CUDA would: up to its first invalid entry.
+    """
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        return pynvml.nvmlDeviceGetCount()
+        count = pynvml.nvmlDeviceGetCount()
     except Exception:  # no library, no driver, no device: NVMLError has many subclasses
         return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return count
+    entries = list(itertools.takewhile(lambda d: d.strip() and not d.strip().startswith("-"), visible.split(",")))
+    return min(count, len(entries))
 
 
 def render_slots() -> int:

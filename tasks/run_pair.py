@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,7 +30,7 @@ def run_pair(
     pair: Pair, out: str, device: str | None, on_step: Callable[[StepInfo], None] | None = None
 ) -> dict[str, Any]:
     """Read the inputs (keeping their checksums), render, write the outputs; return a small summary."""
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), datetime.now(UTC).isoformat()
     data = {pair.content: read_bytes(pair.content, "content image")}
     data |= {uri: read_bytes(uri, "style image") for uri in pair.styles}
     content = decode_image(data[pair.content], pair.content, "content image")
@@ -44,6 +46,8 @@ def run_pair(
         "final": final,
         "wall_s": wall_s,
         "device": result.device,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",  # the process that rendered it
+        "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(),
     }
     write_pair(out, pair.pair_id, _files(pair, result, checksums, wall_s), marker)
