@@ -67,7 +67,7 @@ def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any
         write_image(result.image, output)
         for iteration, snapshot in result.snapshots.items():
             write_image(snapshot, _snapshot_path(output, iteration))
-    except (NstError, ValueError) as exc:
+    except (NstError, ValueError, OSError) as exc:
         _fail(exc)
     last = result.losses[-1]
     console.print(
@@ -139,7 +139,10 @@ def run(
 
     with _pair_progress() as listener, tags("stylebatch", f"manifest-{PurePosixPath(manifest).stem}"):
         progress_listeners.append(listener)
-        summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s, executor)
+        try:
+            summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s, executor)
+        finally:
+            progress_listeners.remove(listener)
     console.print(f"gallery: {summary['gallery']['index']}", highlight=False)
     for row in summary["pairs"]:
         if row["status"] == "failed":
@@ -194,10 +197,14 @@ def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> N
 @main.command("gallery")
 @click.argument("out")
 @click.option("--manifest", help="Show this manifest's pairs, in its order (unrendered ones as pending).")
-def gallery(out: str, manifest: str | None) -> None:
-    """Build OUT/gallery/ (index.html and contact_sheet.png) from the results under OUT."""
+@setting_options
+def gallery(out: str, manifest: str | None, **values: Any) -> None:
+    """Build OUT/gallery/ (index.html and contact_sheet.png) from the results under OUT.
+
+    With --manifest, give the setting flags the run was given: pair ids depend on them.
+    """
     try:
-        built = build_gallery(out, manifest)
+        built = build_gallery(out, manifest, settings_from(values).model_dump(exclude_unset=True))
     except NstError as exc:
         _fail(exc)
     console.print(f"{built['pairs']} pairs: {built['contents']} contents x {built['styles']} styles", highlight=False)

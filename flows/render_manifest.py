@@ -66,15 +66,15 @@ def render_manifest(
     todo, skipped = select_pairs(parsed.pairs, out, force)
     logger.info(
         "%d pairs: %d to render, %d finished already, %d bad rows",
-        len(parsed.pairs) + len(parsed.errors),
+        len(parsed.pairs) + len(_row_problems(parsed)),
         len(todo),
         len(skipped),
-        len(parsed.errors),
+        len(_row_problems(parsed)),
     )
     key = _progress_key(parsed)
     renders = render_pairs.with_options(task_runner=task_runner(executor), flow_run_name=f"render-pairs-{key}")
     outcomes = renders(todo, out, log_every, timeout_s, cluster_has_gpus(executor), key) if todo else []
-    gallery = build_gallery_task(out, manifest)
+    gallery = build_gallery_task(out, manifest, defaults)
     summary = {**_summary(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
     create_table_artifact(_linked(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
     create_markdown_artifact(_report(summary), key=f"{key}-report", description=f"Run of {manifest}")
@@ -119,15 +119,8 @@ def _summary(
     rows = [_row(by_id[o["pair_id"]], out, o) for o in outcomes]
     rows += [_row(p, out, {"status": "skipped"}) for p in skipped]
     rows += [
-        {
-            "id": "",
-            "row": e.row,
-            "content": "",
-            "style": "",
-            "status": "failed",
-            "reason": f"column {e.column}: {e.reason}",
-        }
-        for e in parsed.errors
+        {"id": "", "row": row, "content": "", "style": "", "status": "failed", "reason": reason}
+        for row, reason in _row_problems(parsed).items()
     ]
     rows.sort(key=lambda r: r["row"])
     count = {s: sum(r["status"] == s for r in rows) for s in ("rendered", "skipped", "failed")}
@@ -173,3 +166,11 @@ def _report(summary: dict[str, Any]) -> str:
     failed = [r for r in summary["pairs"] if r["status"] == "failed"]
     lines += ["", "## Failed", *(f"- row {r['row']} {r['id']}: {r['reason']}" for r in failed)] if failed else []
     return "\n".join(lines)
+
+
+def _row_problems(parsed: Manifest) -> dict[int, str]:
+    """Each bad manifest row once, with all of its problems."""
+    problems: dict[int, list[str]] = {}
+    for error in parsed.errors:
+        problems.setdefault(error.row, []).append(f"column {error.column}: {error.reason}")
+    return {row: "; ".join(reasons) for row, reasons in problems.items()}

@@ -36,14 +36,26 @@ def load_image(uri: str, role: str = "image") -> Image.Image:
 
 
 def read_bytes(uri: str, role: str = "file") -> bytes:
-    """The whole content of ``uri``; InputError if it is missing or unreadable."""
+    """The whole content of ``uri``.
+
+    Raises:
+        InputError: it does not exist (or is a folder).
+        OSError: storage or network errors, which may pass: callers may retry them.
+    """
     try:
         with fsspec.open(uri, "rb") as f:
             return f.read()
     except (FileNotFoundError, IsADirectoryError) as exc:
+        if _hides_a_transient_error(exc):
+            raise
         raise InputError(f"{role} not found: {uri}") from exc
-    except OSError as exc:
-        raise InputError(f"cannot read {role} {uri}: {exc}") from exc
+
+
+def _hides_a_transient_error(exc: BaseException) -> bool:
+    """fsspec's HTTP filesystem reports server (5xx, 429) and connection errors as "not found"."""
+    cause = exc.__cause__
+    status = getattr(cause, "status", None)
+    return isinstance(cause, OSError) or (isinstance(status, int) and (status >= 500 or status == 429))
 
 
 def decode_image(data: bytes, uri: str, role: str = "image") -> Image.Image:

@@ -19,12 +19,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tasks.gallery_images import contact_sheet, input_images, result_thumbnails
 from tasks.loss_chart import loss_chart
-from tasks.manifest import read_manifest
+from tasks.manifest import GALLERY, read_manifest
 from tasks.storage import FAILURE, MARKER
 
 __all__ = ["GALLERY", "Entry", "build_gallery", "read_entries"]
 
-GALLERY = "gallery"
 _ENV = Environment(loader=PackageLoader("tasks", "templates"), autoescape=select_autoescape(default=True))
 
 
@@ -50,8 +49,9 @@ class Entry:
         return f"pairs/{quote(self.pair_id, safe='')}.html"
 
 
-def read_entries(out: str, manifest: str | None = None) -> list[Entry]:
-    """Every finished or failed pair under ``out`` (with ``manifest``: its pairs, in its order)."""
+def read_entries(out: str, manifest: str | None = None, defaults: dict[str, Any] | None = None) -> list[Entry]:
+    """Every finished or failed pair under ``out``; with ``manifest`` (and the run's ``defaults``,
+    which pair ids depend on): that manifest's pairs, in its order."""
     fs, root = fsspec.url_to_fs(out)
     root = root.rstrip("/")
     folders = [p for p in fs.ls(root, detail=False) if _is_pair_folder(fs, p)] if fs.exists(root) else []
@@ -64,7 +64,7 @@ def read_entries(out: str, manifest: str | None = None) -> list[Entry]:
             found[entry.pair_id] = entry
     if manifest is None:
         return sorted(found.values(), key=lambda e: (e.content, e.column, e.pair_id))
-    pairs = read_manifest(manifest).pairs
+    pairs = read_manifest(manifest, defaults).pairs
     return [found.get(p.pair_id) or Entry(p.pair_id, "pending", p.content, p.styles) for p in pairs]
 
 
@@ -92,11 +92,11 @@ def _parse_entry(pair_id: str, blobs: dict[str, bytes | None]) -> Entry | None:
     return Entry(pair_id, status, meta["content"]["uri"], styles, meta, done or {}, losses)
 
 
-def build_gallery(out: str, manifest: str | None = None) -> dict[str, Any]:
+def build_gallery(out: str, manifest: str | None = None, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``<out>/gallery/``; return where the page and the contact sheet are and what they show."""
     fs, root = fsspec.url_to_fs(out)
     gallery = f"{root.rstrip('/')}/{GALLERY}"
-    entries = read_entries(out, manifest)
+    entries = read_entries(out, manifest, defaults)
     contents, columns = _unique(e.content for e in entries), _unique(e.column for e in entries)
     _label_variants(entries)
     thumbs = result_thumbnails(fs, root.rstrip("/"), gallery, entries)

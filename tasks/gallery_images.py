@@ -101,7 +101,7 @@ def contact_sheet(
 def _input_files(uri: str) -> dict[str, bytes] | None:
     try:
         image = decode_image(read_bytes(uri, "input image"), uri)
-    except InputError:
+    except (InputError, OSError):  # a missing or unreachable input: its thumbnail is left out
         return None
     return {".jpg": _encode(image, THUMB), "-preview.jpg": _encode(image, PREVIEW)}
 

@@ -32,6 +32,7 @@ REQUIRED = ("content", "style")
 COLUMNS = ("id", *REQUIRED, "tags", *Settings.model_fields)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+GALLERY = "gallery"  # the output root's folder for the gallery: no pair may take it
 _EXTRA = "\0extra"  # csv.DictReader's key for fields beyond the header
 
 
@@ -120,6 +121,8 @@ def _parse_row(
     tags = tuple(parse_list(cells.get("tags", "")))
     pair = Pair("", row, content, styles, settings, tags)
     user_id = cells.get("id", "")
+    if user_id == GALLERY:
+        return None, [RowError(row, "id", f"{GALLERY!r} is reserved for the gallery folder")]
     if user_id and not SAFE_ID.match(user_id):
         return None, [RowError(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'")]
     return _with_id(pair, user_id or _auto_id(pair)), []

@@ -75,6 +75,6 @@ def render_pair(pair: Pair, out: str, log_every: int = 50) -> dict[str, Any]:
 
 
 @task(name="build-gallery", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-def build_gallery_task(out: str, manifest: str | None = None) -> dict[str, Any]:
+def build_gallery_task(out: str, manifest: str | None = None, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``<out>/gallery/`` from what the output root holds."""
-    return build_gallery(out, manifest)
+    return build_gallery(out, manifest, defaults)

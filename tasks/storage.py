@@ -82,6 +82,10 @@ def _replace_local(folder: str, files: dict[str, bytes]) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
-    if os.path.exists(folder):  # an unfinished, failed or outdated render of this pair
-        shutil.rmtree(folder)
-    os.rename(stage, folder)
+    if os.path.exists(folder):  # an unfinished, failed or outdated render: moved away whole, then deleted
+        old = f"{stage}.old"
+        os.rename(folder, old)
+        os.rename(stage, folder)
+        shutil.rmtree(old)
+    else:
+        os.rename(stage, folder)

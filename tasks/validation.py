@@ -19,6 +19,6 @@ def check_inputs(pair: Pair) -> list[tuple[str, str]]:
     for column, uri in inputs:
         try:
             load_image(uri, f"{column} image")
-        except InputError as exc:
+        except (InputError, OSError) as exc:
             problems.append((column, str(exc)))
     return problems

@@ -1,0 +1,445 @@
+"""The ``render_manifest`` flow against a real (temporary) Prefect server, real files, S3 (moto) and HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pandas as pd
+import pytest
+from PIL import Image
+from prefect import flow
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.states import Failed
+from prefect.task_engine import TaskRunTimeoutError
+
+from flows.render_manifest import render_manifest
+from nst_core import InputError, SettingsError
+from tasks.gallery import GALLERY
+from tasks.manifest import Pair, read_manifest
+from tasks.render import _transient, render_pair
+from tests.flows.helpers import FAST, PAIR_FILES, Bucket, Tiny, flow_run_id, pair_dirs, wait_for
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def run(manifest: Path | str, out: Path | str, **kwargs: Any) -> tuple[dict[str, Any], UUID]:
+    """Run the flow; return its summary and its flow run id."""
+    kwargs.setdefault("defaults", FAST)
+    state = render_manifest(str(manifest), str(out), return_state=True, **kwargs)
+    return state.result(), flow_run_id(state)
+
+
+def counts(summary: dict[str, Any]) -> tuple[int, int, int]:
+    return summary["rendered"], summary["skipped"], summary["failed"]
+
+
+def by_status(summary: dict[str, Any], status: str) -> dict[str, dict[str, Any]]:
+    return {row["id"]: row for row in summary["pairs"] if row["status"] == status}
+
+
+def result_mtimes(out: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/result.png")}
+
+
+def gallery_counts(out: Path) -> dict[str, int]:
+    """The counts at the top of the gallery page the flow wrote."""
+    text = (out / GALLERY / "index.html").read_text()
+    return {status: int(re.search(rf"(\d+) {status}\b", text)[1]) for status in ("rendered", "failed", "pending")}
+
+
+def family(client: SyncPrefectClient, run_id: UUID) -> list[UUID]:
+    """A flow run's id and those of its subflow runs, at any depth."""
+    runs, todo = [run_id], [run_id]
+    while todo:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=todo))
+        )
+        todo = [child.id for child in children if child.id not in runs]
+        runs += todo
+    return runs
+
+
+# --- a clean run: files, artifacts, names, logs --------------------------------------------------------------------
+
+
+def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) -> None:
+    manifest = tiny.cross(2, 2, name="Spring Batch.csv")
+    out = tmp_path / "out"
+    summary, run_id = run(manifest, out)
+
+    assert counts(summary) == (4, 0, 0)
+    assert summary["manifest"] == str(manifest)
+    assert summary["total_s"] > 0
+    folders = pair_dirs(out)
+    assert len(folders) == 4
+    assert all(files == PAIR_FILES for files in folders.values()), folders
+    for pair_id in folders:
+        folder = out / pair_id
+        with Image.open(folder / "result.png") as image:
+            assert image.format == "PNG"
+            assert image.size == (32, 26)  # the 40x32 contents, long side 32
+        losses = pd.read_csv(folder / "losses.csv")
+        assert len(losses) == 2
+        assert {"iteration", "content", "style", "tv", "total"} <= set(losses.columns)
+        settings = json.loads((folder / "settings.json").read_text())
+        assert settings["pair_id"] == pair_id
+        assert settings["settings"]["iterations"] == 2
+        assert settings["settings"]["weights"] == "random:0"
+        marker = json.loads((folder / "done.json").read_text())
+        assert marker["pair_id"] == pair_id
+        assert marker["final"]["total"] == pytest.approx(losses["total"].iloc[-1], rel=1e-6)
+    assert all(Path(row["output"]).is_file() for row in summary["pairs"])
+    assert Path(summary["gallery"]["index"]).is_file()
+    assert {(Path(r["content"]).name, Path(r["style"]).name) for r in summary["pairs"]} == {
+        (c, s) for c in ("content1.png", "content2.png") for s in ("style1.png", "style2.png")
+    }
+
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run_id).name == "render-Spring Batch"
+        runs = family(client, run_id)  # the run and its subflow runs, if the fan-out is a subflow
+
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=runs))
+        )
+        by_key = {a.key: a for a in artifacts}
+        assert set(by_key) == {"render-spring-batch", "render-spring-batch-pairs", "render-spring-batch-report"}
+        progress = by_key["render-spring-batch"]
+        assert progress.type == "progress"
+        assert float(progress.data) == 100
+        table = by_key["render-spring-batch-pairs"]
+        assert table.type == "table"
+        rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+        assert len(rows) == 4
+        assert {r["id"] for r in rows} == set(folders)
+        for row in rows:
+            assert row["status"] == "rendered"
+            assert Path(row["content"]).name.startswith("content")
+            assert Path(row["style"]).name.startswith("style")
+            assert row["output"] == f"[result.png]({out}/{row['id']}/result.png)"  # a link in the UI
+            for term in ("content", "style", "tv", "total"):
+                assert isinstance(row[f"{term}_loss"], float)
+            assert row["total_loss"] > 0
+        report = by_key["render-spring-batch-report"]
+        assert report.type == "markdown"
+        assert "**4** rendered, **0** skipped, **0** failed" in report.data
+
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
+        assert all(t.state_name == "Completed" for t in task_runs)
+        names = [t.name for t in task_runs]
+        renders = {t.name: t for t in task_runs if t.name in {f"render-{pair_id}" for pair_id in folders}}
+        assert len(renders) == 4
+        assert all(names.count(name) == 1 for name in renders)
+
+        def loss_logs() -> dict[UUID, list[str]]:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)))
+            found: dict[UUID, list[str]] = {}
+            for log in logs:
+                if "iteration 2/2: content" in log.message and log.task_run_id is not None:
+                    found.setdefault(log.task_run_id, []).append(log.message)
+            return found if len(found) == 4 else {}
+
+        logs = wait_for(loss_logs)  # logs reach the API in batches, every ~2 s
+        assert set(logs) == {t.id for t in renders.values()}
+        for messages in logs.values():
+            assert all(word in messages[0] for word in ("style", "tv", "total"))
+
+
+# --- reruns --------------------------------------------------------------------------------------------------------
+
+
+def test_reruns_skip_finished_pairs_and_render_changed_rows(tiny: Tiny, tmp_path: Path) -> None:
+    content_names, style_names = tiny.images(2, 2)
+    rows = [[c, s, ""] for c in content_names for s in style_names]
+
+    def write(rows: list[list[str]]) -> Path:
+        return tiny.manifest("\n".join(["content,style,iterations", *(",".join(r) for r in rows)]) + "\n")
+
+    manifest, out = write(rows), tmp_path / "out"
+    first, _ = run(manifest, out)
+    assert counts(first) == (4, 0, 0)
+    mtimes = result_mtimes(out)
+    markers = {p.parent.name: p.read_bytes() for p in out.glob("*/done.json")}
+    assert len(mtimes) == 4
+
+    again, _ = run(manifest, out)
+    assert counts(again) == (0, 4, 0)
+    assert set(by_status(again, "skipped")) == set(mtimes)
+    assert result_mtimes(out) == mtimes
+    assert {p.parent.name: p.read_bytes() for p in out.glob("*/done.json")} == markers
+
+    rows[1][2] = "3"  # one row's own setting changes: a new pair id, rendered; the others are skipped
+    changed, _ = run(write(rows), out)
+    assert counts(changed) == (1, 3, 0)
+    (new_id,) = by_status(changed, "rendered")
+    assert new_id not in mtimes
+    assert set(by_status(changed, "skipped")) < set(mtimes)
+    settings = json.loads((out / new_id / "settings.json").read_text())
+    assert settings["settings"]["iterations"] == 3
+    assert len(pd.read_csv(out / new_id / "losses.csv")) == 3
+    assert {k: v for k, v in result_mtimes(out).items() if k in mtimes} == mtimes
+
+    forced, _ = run(write(rows), out, force=True)
+    assert counts(forced) == (4, 0, 0)
+    after = result_mtimes(out)
+    current = set(by_status(forced, "rendered"))
+    assert current == set(by_status(changed, "skipped")) | {new_id}
+    assert all(after[k] != v for k, v in mtimes.items() if k in current)
+    assert all(pair_dirs(out)[k] == PAIR_FILES for k in current)
+
+
+def test_result_never_visible_without_its_marker(tiny: Tiny, tmp_path: Path) -> None:
+    """A reader polling ``out`` during a run never sees a pair folder with ``result.png`` but no ``done.json``."""
+    manifest, out = tiny.cross(2, 2), tmp_path / "out"
+    out.mkdir()
+    stop = threading.Event()
+    torn: list[set[str]] = []
+    complete: set[str] = set()
+    polls = [0]
+
+    def poll() -> None:
+        while not stop.is_set():
+            polls[0] += 1
+            for entry in os.scandir(out):
+                if entry.name.startswith("."):  # a staging folder, not a pair
+                    continue
+                try:
+                    names = set(os.listdir(entry.path))
+                except FileNotFoundError:
+                    continue
+                if "result.png" in names and "done.json" not in names:
+                    torn.append(names)
+                if "done.json" in names:
+                    complete.add(entry.name)
+
+    watcher = threading.Thread(target=poll)
+    watcher.start()
+    try:
+        summary, _ = run(manifest, out)
+    finally:
+        stop.set()
+        watcher.join()
+    assert counts(summary) == (4, 0, 0)
+    assert torn == []
+    assert polls[0] > 10
+    assert complete == set(pair_dirs(out))
+
+
+# --- bad rows ------------------------------------------------------------------------------------------------------
+
+
+def test_bad_rows_fail_with_reasons_while_good_rows_render(tiny: Tiny, tmp_path: Path) -> None:
+    tiny.images(2, 2)
+    (tmp_path / "corrupt.png").write_bytes(os.urandom(2048))
+    manifest = tiny.manifest(
+        "id,content,style,iterations,colour\n"
+        "good-a,content1.png,style1.png,,\n"  # row 2
+        "good-b,content2.png,style2.png,,\n"  # row 3
+        "short,content1.png,style1.png,\n"  # row 4: one field short (colour)
+        "unknown,content1.png,style2.png,,blue\n"  # row 5: a value in an unknown column
+        "missing,nowhere.png,style1.png,,\n"  # row 6: no such file
+        "corrupt,content1.png,corrupt.png,,\n"  # row 7: random bytes named .png
+        "good-a,content2.png,style1.png,,\n"  # row 8: duplicate id
+        "../../x,content1.png,style1.png,,\n"  # row 9: escapes out
+        ",content2.png,style1.png,,\n"  # row 10: automatic id
+    )
+    out = tmp_path / "out"
+    before = set(tmp_path.iterdir())
+    summary, _ = run(manifest, out)
+
+    assert counts(summary) == (3, 0, 6)
+    rendered = by_status(summary, "rendered")
+    assert {r["row"] for r in rendered.values()} == {2, 3, 10}
+    assert {"good-a", "good-b"} < set(rendered)
+    failed = {row["row"]: row["reason"] for row in summary["pairs"] if row["status"] == "failed"}
+    expected = {
+        4: ["colour", "missing"],
+        5: ["colour", "unknown setting"],
+        6: ["content image not found", "nowhere.png"],
+        7: ["style image", "corrupt.png", "not an image"],
+        8: ["duplicate id", "good-a", "row 2"],
+        9: ["../../x", "not a safe folder name"],
+    }
+    assert set(failed) == set(expected)
+    for row, words in expected.items():
+        assert all(word in failed[row] for word in words), (row, failed[row])
+
+    folders = pair_dirs(out)
+    for pair_id in rendered:
+        assert folders[pair_id] == PAIR_FILES
+    for pair_id in ("missing", "corrupt"):  # failed renders leave their reason, never a result
+        assert folders[pair_id] == {"failed.json"}
+        assert pair_id in json.loads((out / pair_id / "failed.json").read_text())["pair_id"]
+    assert set(folders) == {*rendered, "missing", "corrupt"}
+    assert set(tmp_path.iterdir()) == before | {out}
+    assert not (tmp_path.parent / "x").exists()
+    assert not (tmp_path.parent.parent / "x").exists()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staging folders left
+
+
+def test_a_row_with_several_problems_counts_as_one_failed_row(tiny: Tiny, tmp_path: Path) -> None:
+    """A short row missing three fields is one bad row: ``failed`` counts rows, not problems."""
+    tiny.images(1, 1)
+    manifest = tiny.manifest(
+        "content,style,iterations,seed\n"
+        "content1.png,style1.png,,\n"  # row 2: good
+        "content1.png\n"  # row 3: style, iterations and seed missing
+    )
+    summary, _ = run(manifest, tmp_path / "out")
+    failed = [row for row in summary["pairs"] if row["status"] == "failed"]
+    assert all(row["row"] == 3 for row in failed)
+    assert "style" in " ".join(row["reason"] for row in failed)
+    assert (summary["rendered"], summary["failed"]) == (1, 1), failed
+
+
+def test_gallery_shows_the_pairs_rendered_with_run_defaults(tiny: Tiny, tmp_path: Path) -> None:
+    """Automatic ids hash the settings, run defaults included: the flow's gallery must find those pairs."""
+    manifest, out = tiny.cross(1, 2), tmp_path / "out"
+    summary, _ = run(manifest, out)  # defaults=FAST, as `stylebatch run --iterations 2 ...` passes them
+    assert counts(summary) == (2, 0, 0)
+    assert gallery_counts(out) == {"rendered": 2, "failed": 0, "pending": 0}
+    assert {page.stem for page in (out / GALLERY / "pairs").glob("*.html")} == set(pair_dirs(out))
+
+
+def test_a_pair_id_cannot_take_the_gallery_folder(tiny: Tiny, tmp_path: Path) -> None:
+    """``id=gallery`` must not render into ``out/gallery/``: the gallery would list that pair as pending forever."""
+    (content,), (style,) = tiny.images(1, 1)
+    manifest = tiny.manifest(f"id,content,style\ngallery,{content},{style}\nother,{content},{style}\n")
+    out = tmp_path / "out"
+    summary, _ = run(manifest, out)
+    assert counts(summary) == (1, 0, 1)
+    (bad,) = [row for row in summary["pairs"] if row["status"] == "failed"]
+    assert bad["row"] == 2 and "reserved" in bad["reason"]
+    assert gallery_counts(out) == {"rendered": 1, "failed": 0, "pending": 0}
+    assert not (out / GALLERY / "done.json").exists()  # the gallery's folder holds no pair's files
+
+
+# --- remote inputs and outputs -------------------------------------------------------------------------------------
+
+
+def test_s3_inputs_manifest_and_outputs(tiny: Tiny, s3: Bucket) -> None:
+    content_names, style_names = tiny.images(2, 1)
+    for name in [*content_names, *style_names]:
+        s3.put(f"in/{name}", (tiny.root / name).read_bytes())
+    rows = [f"in/{c},in/{s}" for c in content_names for s in style_names]
+    manifest = s3.put("m.csv", ("content,style\n" + "\n".join(rows) + "\n").encode())
+    out = f"{s3.uri}/renders"
+
+    summary, _ = run(manifest, out)
+    assert counts(summary) == (2, 0, 0)
+    assert {row["content"] for row in summary["pairs"]} == {f"{s3.uri}/in/{c}" for c in content_names}
+    keys = {key for key in s3.keys("renders") if not key.startswith("gallery/")}
+    ids = {key.split("/")[0] for key in keys}
+    assert ids == {row["id"] for row in summary["pairs"]}
+    assert keys == {f"{pair_id}/{name}" for pair_id in ids for name in PAIR_FILES}
+    for row in summary["pairs"]:
+        assert row["output"] == f"{out}/{row['id']}/result.png"
+        with Image.open(io.BytesIO(s3.get(f"renders/{row['id']}/result.png"))) as image:
+            assert image.size == (32, 26)
+        settings = json.loads(s3.get(f"renders/{row['id']}/settings.json"))
+        assert settings["content"]["uri"] == row["content"]
+        assert json.loads(s3.get(f"renders/{row['id']}/done.json"))["pair_id"] == row["id"]
+        assert len(pd.read_csv(io.BytesIO(s3.get(f"renders/{row['id']}/losses.csv")))) == 2
+
+    again, _ = run(manifest, out)
+    assert counts(again) == (0, 2, 0)
+
+
+def test_http_inputs(tiny: Tiny, tmp_path: Path, web_root: tuple[Path, str]) -> None:
+    www, url = web_root
+    content_names, style_names = tiny.images(1, 2)
+    for name in [*content_names, *style_names]:
+        shutil.copy(tiny.root / name, www / name)
+    rows = [f"{url}/{c},{url}/{s}" for c in content_names for s in style_names]
+    manifest = tiny.manifest("content,style\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+
+    summary, _ = run(manifest, out)
+    assert counts(summary) == (2, 0, 0)
+    for row in summary["pairs"]:
+        assert row["content"] == f"{url}/content1.png"
+        assert pair_dirs(out)[row["id"]] == PAIR_FILES
+        settings = json.loads((out / row["id"] / "settings.json").read_text())
+        assert [s["uri"] for s in settings["styles"]] == [row["style"]]
+        assert row["id"].startswith("content1__style")
+
+
+def test_transient_http_errors_on_inputs_are_retried(
+    tiny: Tiny, tmp_path: Path, flaky_web_root: tuple[Path, str]
+) -> None:
+    """An input server answering 503 for a moment is a network error, not a bad input: the pair is retried."""
+    www, url = flaky_web_root
+    (content,), (style,) = tiny.images(1, 1)
+    for name in (content, style):
+        shutil.copy(tiny.root / name, www / name)
+    manifest = tiny.manifest(f"id,content,style\nflaky,{url}/{content},{url}/{style}\n")
+    summary, _ = run(manifest, tmp_path / "out")
+    assert counts(summary) == (1, 0, 0), summary["pairs"][0]["reason"]
+
+
+# --- retries -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (InputError("content image not found: x.png"), False),
+        (SettingsError([("iterations", "bad")]), False),
+        (TimeoutError("slow"), False),
+        (TaskRunTimeoutError("Scope timed out after 5 second(s)."), False),
+        (ValueError("a bug"), False),
+        (OSError("disk full"), True),
+        (ConnectionError("reset by peer"), True),
+        (FileNotFoundError("gone from the bucket"), True),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else None,
+)
+def test_retry_condition(error: Exception, transient: bool) -> None:
+    assert _transient(render_pair, None, Failed(data=error)) is transient
+
+
+@flow(validate_parameters=False)
+def render_with_quick_retries(pair: Pair, out: str) -> tuple[UUID, BaseException | None]:
+    """``render_pair`` in a flow (task logs need a flow run), retrying at once; its task run id and its error."""
+    state = render_pair.with_options(retry_delay_seconds=0)(pair, out, return_state=True)
+    try:
+        state.result()
+    except Exception as exc:
+        return state.state_details.task_run_id, exc
+    return state.state_details.task_run_id, None
+
+
+def test_storage_errors_are_retried_and_bad_inputs_are_not(tiny: Tiny, tmp_path: Path) -> None:
+    """Real task runs: a pair whose output cannot be written runs 3 times (2 retries); a missing input runs once."""
+    tiny.images(1, 1)
+    manifest = tiny.manifest("id,content,style\nok,content1.png,style1.png\nlost,nowhere.png,style1.png\n")
+    ok, lost = read_manifest(str(manifest), FAST).pairs
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output root should be")
+
+    unwritable_run, unwritable_error = render_with_quick_retries(ok, str(blocker))
+    missing_run, missing_error = render_with_quick_retries(lost, str(tmp_path / "out"))
+
+    assert isinstance(unwritable_error, OSError)
+    assert isinstance(missing_error, InputError)
+    assert "content image not found" in str(missing_error)
+    with get_client(sync_client=True) as client:
+        assert client.read_task_run(unwritable_run).run_count == 3
+        assert client.read_task_run(missing_run).run_count == 1
+    assert blocker.read_text() == "a file where the output root should be"
