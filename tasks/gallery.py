@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 import fsspec
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from tasks.gallery_images import contact_sheet, input_images, result_thumbnails
+from tasks.gallery_images import Store, contact_sheet, input_images, result_thumbnails
 from tasks.loss_chart import loss_chart
 from tasks.manifest import GALLERY, read_manifest
 from tasks.storage import FAILURE, MARKER
@@ -99,8 +99,9 @@ def build_gallery(out: str, manifest: str | None = None, defaults: dict[str, Any
     entries = read_entries(out, manifest, defaults)
     contents, columns = _unique(e.content for e in entries), _unique(e.column for e in entries)
     _label_variants(entries)
-    thumbs = result_thumbnails(fs, root.rstrip("/"), gallery, entries)
-    inputs = input_images(fs, gallery, entries)
+    store = Store(fs)
+    thumbs = result_thumbnails(store, root.rstrip("/"), gallery, entries)
+    inputs = input_images(store, gallery, entries)
     cells = {(c, s): [e for e in entries if (e.content, e.column) == (c, s)] for c in contents for s in columns}
     files = {
         f"{gallery}/index.html": _ENV.get_template("index.html.j2").render(
@@ -115,9 +116,8 @@ def build_gallery(out: str, manifest: str | None = None, defaults: dict[str, Any
     }
     for entry in entries:
         files[f"{gallery}/{entry.href}"] = _detail_page(entry, thumbs, inputs)
-    fs.makedirs(f"{gallery}/pairs", exist_ok=True)
-    fs.pipe({path: text.encode() for path, text in files.items()})
-    sheet = contact_sheet(fs, gallery, contents, columns, cells, thumbs, inputs)
+    store.put({path: text.encode() for path, text in files.items()})
+    sheet = contact_sheet(store, gallery, contents, columns, cells, thumbs, inputs)
     prefix = out.rstrip("/") + f"/{GALLERY}"
     return {
         "index": f"{prefix}/index.html",
@@ -139,7 +139,7 @@ def _detail_page(entry: Entry, thumbs: dict[str, str], inputs: dict[str, dict[st
     result = f"../../{quote(entry.pair_id, safe='')}/result.png" if entry.status == "rendered" else None
     return _ENV.get_template("pair.html.j2").render(
         e=entry,
-        settings=settings,
+        settings={key: _short(value) for key, value in settings.items()},
         chart=chart,
         result=result,
         inputs=inputs,
@@ -161,6 +161,9 @@ def _label_variants(entries: list[Entry]) -> None:
 
 
 def _short(value: Any) -> str:
+    """A setting as written in a manifest cell: lists as a|b, schedules as 180:0.1|400:0.01."""
+    if isinstance(value, dict):
+        return "|".join(f"{k}:{v}" for k, v in value.items())
     return "|".join(map(str, value)) if isinstance(value, list) else str(value)
 
 

@@ -15,28 +15,29 @@ from nst_core.images import decode_image, read_bytes
 if TYPE_CHECKING:
     from tasks.gallery import Entry
 
-__all__ = ["contact_sheet", "input_images", "result_thumbnails"]
+__all__ = ["Store", "contact_sheet", "input_images", "result_thumbnails"]
 
 THUMB, PREVIEW, CELL = 240, 768, 160
 CONTACT_SHEET = "contact_sheet.png"
 
 
-def result_thumbnails(fs: Any, root: str, gallery: str, entries: list[Entry]) -> dict[str, str]:
+def result_thumbnails(store: Store, root: str, gallery: str, entries: list[Entry]) -> dict[str, str]:
     """pair id -> thumbnail path relative to the gallery; only missing thumbnails are made."""
     names = {
         e.pair_id: f"thumbs/{e.pair_id}-{e.done.get('fingerprint', '')[:8]}.jpg"
         for e in entries
         if e.status == "rendered"
     }
-    todo = {pid: name for pid, name in names.items() if name not in _existing(fs, gallery, "thumbs")}
-    blobs = fs.cat([f"{root}/{pid}/result.png" for pid in todo], on_error="omit") if todo else {}
+    existing = store.names(f"{gallery}/thumbs")
+    todo = {pid: name for pid, name in names.items() if name not in existing}
+    blobs = store.cat([f"{root}/{pid}/result.png" for pid in todo])
     with ThreadPoolExecutor() as pool:  # Pillow releases the GIL while decoding and resizing
         made = pool.map(lambda pid: _jpeg(blobs.get(f"{root}/{pid}/result.png"), THUMB), todo)
-        _put(fs, {f"{gallery}/{todo[pid]}": data for pid, data in zip(todo, made, strict=True) if data})
+        store.put({f"{gallery}/{todo[pid]}": data for pid, data in zip(todo, made, strict=True) if data})
     return {pid: name for pid, name in names.items() if name not in todo or f"{root}/{pid}/result.png" in blobs}
 
 
-def input_images(fs: Any, gallery: str, entries: list[Entry]) -> dict[str, dict[str, str]]:
+def input_images(store: Store, gallery: str, entries: list[Entry]) -> dict[str, dict[str, str]]:
     """input URI -> {"thumb": ..., "preview": ...} relative to the gallery; unreadable inputs are left out."""
     keys = {}
     for entry in entries:
@@ -44,12 +45,11 @@ def input_images(fs: Any, gallery: str, entries: list[Entry]) -> dict[str, dict[
             keys[item["uri"]] = hashlib.sha256(f"{item['uri']}\0{item.get('sha256', '')}".encode()).hexdigest()[:16]
     for uri in {e.content for e in entries} | {s for e in entries for s in e.styles}:
         keys.setdefault(uri, hashlib.sha256(f"{uri}\0".encode()).hexdigest()[:16])
-    existing = _existing(fs, gallery, "inputs")
+    existing = store.names(f"{gallery}/inputs")
     todo = [uri for uri, key in keys.items() if f"inputs/{key}.jpg" not in existing]
     with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads
         made = dict(zip(todo, pool.map(_input_files, todo), strict=True))
-    _put(
-        fs,
+    store.put(
         {
             f"{gallery}/inputs/{keys[uri]}{suffix}": data
             for uri, files in made.items()
@@ -65,7 +65,7 @@ def input_images(fs: Any, gallery: str, entries: list[Entry]) -> dict[str, dict[
 
 
 def contact_sheet(
-    fs: Any,
+    store: Store,
     gallery: str,
     contents: list[str],
     columns: list[str],
@@ -78,7 +78,7 @@ def contact_sheet(
         return None
     wanted = {f"{gallery}/{inputs[u]['thumb']}" for u in [*contents, *columns] if u in inputs}
     wanted |= {f"{gallery}/{t}" for t in thumbs.values()}
-    blobs = fs.cat(sorted(wanted), on_error="omit")
+    blobs = store.cat(sorted(wanted))
     sheet = Image.new("RGB", ((len(columns) + 1) * CELL, (len(contents) + 1) * CELL), (24, 24, 24))
     draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
     for i, style in enumerate(columns, start=1):
@@ -94,7 +94,7 @@ def contact_sheet(
                 draw.text((i * CELL + 8, j * CELL + CELL // 2), cell[0].status, fill=(230, 120, 100), font=font)
     buffer = io.BytesIO()
     sheet.save(buffer, "PNG")
-    _put(fs, {f"{gallery}/{CONTACT_SHEET}": buffer.getvalue()})
+    store.put({f"{gallery}/{CONTACT_SHEET}": buffer.getvalue()})
     return CONTACT_SHEET
 
 
@@ -126,13 +126,31 @@ def _paste(sheet: Image.Image, data: bytes | None, i: int, j: int) -> None:
     sheet.paste(image, (i * CELL + (CELL - image.width) // 2, j * CELL + (CELL - image.height) // 2))
 
 
-def _existing(fs: Any, gallery: str, folder: str) -> set[str]:
-    path = f"{gallery}/{folder}"
-    return {f"{folder}/{p.rsplit('/', 1)[-1]}" for p in fs.ls(path, detail=False)} if fs.exists(path) else set()
+class Store:
+    """The output root's file system, remembering what this build wrote so that it is not read back."""
 
+    def __init__(self, fs: Any):
+        self.fs = fs
+        self.written: dict[str, bytes] = {}
 
-def _put(fs: Any, files: dict[str, bytes]) -> None:
-    for folder in {path.rsplit("/", 1)[0] for path in files}:
-        fs.makedirs(folder, exist_ok=True)
-    if files:
-        fs.pipe(files)
+    def put(self, files: dict[str, bytes]) -> None:
+        for folder in {path.rsplit("/", 1)[0] for path in files}:
+            self.fs.makedirs(folder, exist_ok=True)
+        if files:
+            self.fs.pipe(files)
+            self.written.update(files)
+
+    def cat(self, paths: list[str]) -> dict[str, bytes]:
+        """The contents of those of ``paths`` that exist (one batched read for the others)."""
+        missing = [p for p in paths if p not in self.written]
+        found = self.fs.cat(missing, on_error="omit") if missing else {}
+        return found | {p: self.written[p] for p in paths if p in self.written}
+
+    def names(self, folder: str) -> set[str]:
+        """``<folder name>/<file name>`` of every file in ``folder`` (empty if there is none)."""
+        name = folder.rsplit("/", 1)[-1]
+        return (
+            {f"{name}/{p.rsplit('/', 1)[-1]}" for p in self.fs.ls(folder, detail=False)}
+            if self.fs.exists(folder)
+            else set()
+        )

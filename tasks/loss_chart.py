@@ -29,7 +29,7 @@ def loss_chart(losses_csv: str, weights: dict[str, float]) -> Chart | None:
     rows = list(csv.DictReader(io.StringIO(losses_csv)))
     if not rows:
         return None
-    step = max(1, len(rows) // MAX_POINTS)
+    step = math.ceil(len(rows) / MAX_POINTS)
     rows = rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])
     its = [int(r["iteration"]) for r in rows]
     series = {name: [float(r[name]) * weights.get(name, 1.0) for r in rows] for name, _ in SERIES}
@@ -48,7 +48,9 @@ def loss_chart(losses_csv: str, weights: dict[str, float]) -> Chart | None:
 
     lines = []
     for name, colour in SERIES:
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in zip(its, series[name], strict=True) if v > 0)
+        points = " ".join(
+            f"{x(i):.1f},{y(v):.1f}" for i, v in zip(its, series[name], strict=True) if v > 0 and math.isfinite(v)
+        )
         if points:
             lines.append((name, colour, points))
     decades = range(lo, hi + 1, max(1, (hi - lo) // 6))

@@ -1,0 +1,177 @@
+"""Fixtures of the gallery tests: a small rendered output root, S3 (moto), and Debian's Chromium."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
+
+from tasks.manifest import Pair
+from tests.conftest import make_image
+from tests.gallery.gallery_helpers import CHROMIUM, CHROMIUM_ARGS, read_pairs, render_or_record, write_manifest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+
+@dataclass(frozen=True)
+class SmallRoot:
+    """An output root: 2 contents x 2 styles, content1 x style1 again with 3 iterations, one failed pair.
+
+    ``pairs`` are in manifest order; the last one (content ``missing.png``) failed with an InputError.
+    """
+
+    out: Path
+    inputs: Path
+    pairs: list[Pair]
+
+    @property
+    def failed(self) -> Pair:
+        return self.pairs[-1]
+
+    @property
+    def rendered(self) -> list[Pair]:
+        return self.pairs[:-1]
+
+    @property
+    def variants(self) -> list[Pair]:
+        """The two renders of content1 x style1 (2 and 3 iterations)."""
+        return [self.pairs[0], self.pairs[4]]
+
+    @property
+    def contents(self) -> list[str]:
+        return sorted({p.content for p in self.pairs})
+
+    @property
+    def styles(self) -> list[str]:
+        return sorted({s for p in self.pairs for s in p.styles})
+
+    @property
+    def gallery(self) -> Path:
+        return self.out / "gallery"
+
+
+@pytest.fixture(scope="session")
+def small_root_source(tmp_path_factory: pytest.TempPathFactory) -> SmallRoot:
+    """Rendered once per session (~2 s); tests get a copy (``small_root``)."""
+    inputs = tmp_path_factory.mktemp("small-inputs")
+    for seed, name in enumerate(["content1.png", "content2.png", "style1.png", "style2.png"], start=1):
+        make_image(seed, (40, 32) if name.startswith("content") else (36, 36)).save(inputs / name)
+    rows = [
+        {"content": "content1.png", "style": "style1.png", "iterations": 2},
+        {"content": "content1.png", "style": "style2.png", "iterations": 2},
+        {"content": "content2.png", "style": "style1.png", "iterations": 2},
+        {"content": "content2.png", "style": "style2.png", "iterations": 2},
+        {"content": "content1.png", "style": "style1.png", "iterations": 3},
+        {"content": "missing.png", "style": "style1.png", "iterations": 2},
+    ]
+    pairs = read_pairs(write_manifest(inputs / "m.csv", rows))
+    out = tmp_path_factory.mktemp("small-renders") / "renders"
+    statuses = [render_or_record(pair, str(out)) for pair in pairs]
+    assert statuses == ["rendered"] * 5 + ["failed"]
+    return SmallRoot(out, inputs, pairs)
+
+
+@pytest.fixture
+def small_root(small_root_source: SmallRoot, tmp_path: Path) -> SmallRoot:
+    """A private copy of the small output root (no gallery yet)."""
+    out = tmp_path / "renders"
+    shutil.copytree(small_root_source.out, out)
+    return SmallRoot(out, small_root_source.inputs, small_root_source.pairs)
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: ``$STYLEBATCH_ARTIFACTS`` if set (CI keeps them), else under ``tmp_path``."""
+    folder = Path(os.environ["STYLEBATCH_ARTIFACTS"]) if os.environ.get("STYLEBATCH_ARTIFACTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium through Playwright (headless); CI must have it, elsewhere the test is skipped."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: install Debian's chromium package to run the gallery's browser tests"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI is set, so the browser tests must run)")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """``new_page()``: a page in a fresh context with a tall viewport; closed after the test."""
+    contexts = []
+
+    def make(width: int = 1400, height: int = 2400) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+# --- S3: moto's server over real HTTP (the pattern of tests/tasks/conftest.py) --------------------------------
+
+
+@dataclass(frozen=True)
+class Bucket:
+    fs: s3fs.S3FileSystem
+    name: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.name}"
+
+    def keys(self, prefix: str = "") -> set[str]:
+        """Every key under ``prefix``, relative to it (read fresh, not from s3fs's listing cache)."""
+        self.fs.invalidate_cache()
+        root = f"{self.name}/{prefix}".rstrip("/") + "/"
+        return {path.removeprefix(root) for path in self.fs.find(root)}
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.ERROR)  # moto logs every request through werkzeug
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+    werkzeug.setLevel(level)
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
+    """An empty bucket; the AWS environment points at moto for this test only (monkeypatch restores it)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "foo")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "foo")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()  # instances keep the endpoint they were made with
+    fs = s3fs.S3FileSystem()
+    name = f"gallery-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(name)
+    yield Bucket(fs, name)
+    s3fs.S3FileSystem.clear_instance_cache()

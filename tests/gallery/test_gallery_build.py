@@ -1,0 +1,269 @@
+"""build_gallery on a local output root: pages, thumbnails, contact sheet, relative links, rebuilds, --manifest."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from nst_core import Settings
+from tasks.gallery import build_gallery, read_entries
+from tasks.gallery_images import CELL, THUMB
+from tasks.manifest import read_manifest
+from tasks.run_pair import run_pair
+from tests.conftest import make_image
+from tests.gallery.gallery_helpers import FAST, FakePair, parse_page, png_bytes, resolved_links, write_manifest
+
+if TYPE_CHECKING:
+    from tests.gallery.conftest import SmallRoot
+
+BACKGROUND = (24, 24, 24)  # the contact sheet's empty colour
+OLD = 1_000_000_000  # an mtime (2001) no build of today can leave behind
+
+
+def detail_pages(gallery: Path) -> dict[str, Path]:
+    return {page.stem: page for page in (gallery / "pairs").glob("*.html")}
+
+
+def test_build_returns_where_the_pages_are_and_what_they_show(small_root: SmallRoot) -> None:
+    built = build_gallery(str(small_root.out))
+
+    assert built == {
+        "index": str(small_root.gallery / "index.html"),
+        "contact_sheet": str(small_root.gallery / "contact_sheet.png"),
+        "pairs": 6,
+        "contents": 3,  # content1, content2 and the failed pair's missing.png
+        "styles": 2,
+    }
+    index = (small_root.gallery / "index.html").read_text(encoding="utf-8")
+    assert "5 rendered &middot; 1 failed &middot; 0 pending" in index
+    assert index.count('<td class="cell">') == 3 * 2
+    assert set(detail_pages(small_root.gallery)) == {p.pair_id for p in small_root.pairs}
+
+
+def test_thumbnails_are_small_jpegs_of_the_rendered_pairs(small_root: SmallRoot) -> None:
+    build_gallery(str(small_root.out))
+
+    thumbs = sorted((small_root.gallery / "thumbs").iterdir())
+    assert len(thumbs) == len(small_root.rendered) == 5
+    assert {t.name.rsplit("-", 1)[0] for t in thumbs} == {p.pair_id for p in small_root.rendered}
+    for thumb in thumbs:
+        with Image.open(thumb) as image:
+            assert image.format == "JPEG"
+            assert max(image.size) <= THUMB
+    index = (small_root.gallery / "index.html").read_text(encoding="utf-8")
+    assert "result.png" not in index  # the grid shows thumbnails, never the full images
+
+
+def test_a_large_result_gets_a_thumbnail_of_240_px(tmp_path: Path) -> None:
+    out = tmp_path / "renders"
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    make_image(1, (90, 60)).save(content)
+    make_image(2, (60, 60)).save(style)
+    result = png_bytes(make_image(3, (900, 600)))
+    FakePair("big", str(content), (str(style),)).write(str(out), result)
+
+    build_gallery(str(out))
+
+    (thumb,) = (out / "gallery" / "thumbs").iterdir()
+    with Image.open(thumb) as image:
+        assert (image.format, image.size) == ("JPEG", (240, 160))
+    assert thumb.stat().st_size < len(result)
+
+
+def test_contact_sheet_is_a_grid_of_160_px_cells(small_root: SmallRoot) -> None:
+    built = build_gallery(str(small_root.out))
+
+    with Image.open(built["contact_sheet"]) as sheet:
+        sheet.load()
+    styles, contents = len(small_root.styles), len(small_root.contents)
+    assert sheet.size == ((styles + 1) * CELL, (contents + 1) * CELL)
+
+    def centre(i: int, j: int) -> tuple[int, int, int]:
+        return sheet.getpixel((i * CELL + CELL // 2, j * CELL + CELL // 2))
+
+    assert centre(0, 0) == BACKGROUND  # the corner
+    for i in (1, 2):
+        assert centre(i, 0) != BACKGROUND  # style thumbnails across the top
+        for j in (1, 2):
+            assert centre(0, j) != BACKGROUND  # content thumbnails down the side
+            assert centre(i, j) != BACKGROUND  # a result in every rendered cell
+    missing_row = sheet.crop((0, 3 * CELL, sheet.width, 4 * CELL))
+    assert missing_row.crop((0, 0, CELL, CELL)).getcolors() == [(CELL * CELL, BACKGROUND)]  # unreadable input
+    assert len(missing_row.crop((CELL, 0, 2 * CELL, CELL)).getcolors()) > 1  # "failed" written in the cell
+    assert missing_row.crop((2 * CELL, 0, 3 * CELL, CELL)).getcolors() == [(CELL * CELL, BACKGROUND)]  # no pair
+
+
+def test_every_pair_has_a_detail_page(small_root: SmallRoot) -> None:
+    build_gallery(str(small_root.out))
+    pages = detail_pages(small_root.gallery)
+
+    for pair in small_root.rendered:
+        html = pages[pair.pair_id].read_text(encoding="utf-8")
+        assert '<svg class="chart"' in html
+        assert html.count("<polyline") == 4  # total, content, style, tv
+        assert f"../../{pair.pair_id}/result.png" in html
+        assert "<dt>iterations</dt><dd>" + str(pair.settings.iterations) + "</dd>" in html
+        done = json.loads((small_root.out / pair.pair_id / "done.json").read_text())
+        assert f"<dt>final total loss</dt><dd>{done['final']['total']:.4g}</dd>" in html
+        assert "<dt>device</dt><dd>cpu</dd>" in html
+    failed = pages[small_root.failed.pair_id].read_text(encoding="utf-8")
+    assert '<p class="error">InputError: content image not found: ' in failed
+    assert "missing.png" in failed
+    assert "<svg" not in failed
+
+
+def test_the_detail_page_shows_the_learning_rate_schedule(tmp_path: Path) -> None:
+    """lr_schedule is a mapping ITER -> LR (180:0.1|400:0.01): the page must show the rates, not just the steps."""
+    for seed, name in enumerate(["c.png", "s.png"], start=1):
+        make_image(seed).save(tmp_path / name)
+    settings = Settings.from_values({**FAST, "iterations": 3, "device": "cpu", "lr_schedule": "180:0.1|400:0.01"})
+    FakePair("scheduled", str(tmp_path / "c.png"), (str(tmp_path / "s.png"),), settings=settings).write(
+        str(tmp_path / "out"), png_bytes(make_image(3))
+    )
+
+    build_gallery(str(tmp_path / "out"))
+
+    html = (tmp_path / "out" / "gallery" / "pairs" / "scheduled.html").read_text(encoding="utf-8")
+    shown = re.search(r"<dt>lr_schedule</dt><dd>(.*?)</dd>", html)
+    assert shown is not None
+    assert all(part in shown.group(1) for part in ("180", "0.1", "400", "0.01")), shown.group(1)
+
+
+def test_links_are_relative_and_point_to_files(small_root: SmallRoot) -> None:
+    build_gallery(str(small_root.out))
+    gallery = small_root.gallery
+
+    index = resolved_links(gallery / "index.html", small_root.out)
+    assert gallery / "contact_sheet.png" in index.values()
+    assert {gallery / "pairs" / f"{p.pair_id}.html" for p in small_root.pairs} <= set(index.values())
+    assert set((gallery / "thumbs").iterdir()) <= set(index.values())
+    for pair_id, page in detail_pages(gallery).items():
+        links = resolved_links(page, small_root.out)
+        assert gallery / "index.html" in links.values()
+        if pair_id != small_root.failed.pair_id:
+            assert small_root.out / pair_id / "result.png" in links.values()
+
+
+def test_a_second_build_reuses_thumbnails_and_stays_correct(small_root: SmallRoot) -> None:
+    first = build_gallery(str(small_root.out))
+    index = (small_root.gallery / "index.html").read_text(encoding="utf-8")
+    images = [*(small_root.gallery / "thumbs").iterdir(), *(small_root.gallery / "inputs").iterdir()]
+    for image in images:
+        os.utime(image, (OLD, OLD))
+
+    second = build_gallery(str(small_root.out))
+
+    assert second == first
+    assert {image: image.stat().st_mtime for image in images} == dict.fromkeys(images, OLD)
+    assert (small_root.gallery / "index.html").read_text(encoding="utf-8") == index
+    for page in [small_root.gallery / "index.html", *detail_pages(small_root.gallery).values()]:
+        resolved_links(page, small_root.out)
+
+
+def test_a_rebuild_adds_new_pairs_and_makes_only_their_thumbnails(small_root: SmallRoot) -> None:
+    build_gallery(str(small_root.out))
+    thumbs = list((small_root.gallery / "thumbs").iterdir())
+    for thumb in thumbs:
+        os.utime(thumb, (OLD, OLD))
+    content1, style2 = small_root.rendered[1].content, small_root.rendered[1].styles
+    FakePair("extra", content1, style2).write(str(small_root.out), png_bytes(make_image(9, (32, 26))))
+
+    built = build_gallery(str(small_root.out))
+
+    assert built["pairs"] == 7
+    assert all(thumb.stat().st_mtime == OLD for thumb in thumbs)
+    (new,) = set((small_root.gallery / "thumbs").iterdir()) - set(thumbs)
+    assert new.name.startswith("extra-")
+    assert 'href="pairs/extra.html"' in (small_root.gallery / "index.html").read_text(encoding="utf-8")
+
+
+def test_manifest_shows_its_pairs_in_its_order_and_pending_ones(small_root: SmallRoot, tmp_path: Path) -> None:
+    inputs = small_root.inputs
+    rows = [  # content2 before content1, style2 before style1; the last pair was never rendered
+        {"content": inputs / "content2.png", "style": inputs / "style2.png", "iterations": 2},
+        {"content": inputs / "content1.png", "style": inputs / "style1.png", "iterations": 3},
+        {"content": inputs / "content2.png", "style": inputs / "style1.png", "iterations": 7},
+    ]
+    manifest = write_manifest(tmp_path / "view.csv", rows)
+    pairs = read_manifest(str(manifest)).pairs
+
+    built = build_gallery(str(small_root.out), str(manifest))
+
+    assert (built["pairs"], built["contents"], built["styles"]) == (3, 2, 2)
+    assert [e.pair_id for e in read_entries(str(small_root.out), str(manifest))] == [p.pair_id for p in pairs]
+    assert [e.status for e in read_entries(str(small_root.out), str(manifest))] == ["rendered", "rendered", "pending"]
+    index = small_root.gallery / "index.html"
+    html = index.read_text(encoding="utf-8")
+    assert "2 rendered &middot; 0 failed &middot; 1 pending" in html
+    captions = [html.index(f"<figcaption>{name}</figcaption>") for name in ("style2.png", "style1.png")]
+    captions += [html.index(f"<figcaption>{name}</figcaption>") for name in ("content2.png", "content1.png")]
+    assert captions == sorted(captions)
+    hrefs = [value for tag, attr, value in parse_page(index).links if tag == "a" and value.startswith("pairs/")]
+    assert hrefs == [f"pairs/{pairs[i].pair_id}.html" for i in (0, 2, 1)]  # row content2, then row content1
+    assert '<span class="status">pending</span>' in html
+    assert all(p.pair_id not in html for p in small_root.pairs if p.pair_id not in {q.pair_id for q in pairs})
+    pending = (small_root.gallery / "pairs" / f"{pairs[2].pair_id}.html").read_text(encoding="utf-8")
+    assert '<p class="error">pending</p>' in pending
+    resolved_links(index, small_root.out)
+
+
+def test_manifest_finds_pairs_rendered_with_the_runs_defaults(tmp_path: Path) -> None:
+    """`stylebatch run M --iterations 2 ...` renders pairs whose ids hash those defaults; the run's own
+    gallery (build_gallery(out, M), as render_manifest calls it) must still show them as rendered."""
+    for seed, name in enumerate(["c.png", "s.png"], start=1):
+        make_image(seed).save(tmp_path / name)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("content,style\nc.png,s.png\n")
+    (pair,) = read_manifest(str(manifest), FAST | {"iterations": 2}).pairs  # what the flow renders
+    run_pair(pair, str(tmp_path / "out"), "cpu")
+
+    defaults = FAST | {"iterations": 2}
+    built = build_gallery(str(tmp_path / "out"), str(manifest), defaults)
+
+    statuses = [e.status for e in read_entries(str(tmp_path / "out"), str(manifest), defaults)]
+    assert statuses == ["rendered"], f"the rendered pair {pair.pair_id} is shown as {statuses}"
+    assert built["pairs"] == 1
+
+
+def test_unfinished_hidden_and_foreign_folders_are_left_out(small_root: SmallRoot) -> None:
+    out = small_root.out
+    (out / "unfinished").mkdir()
+    (out / "unfinished" / "result.png").write_bytes(png_bytes(make_image(5)))
+    (out / ".staging.1234.tmp").mkdir()
+    (out / "foreign").mkdir()
+    (out / "foreign" / "settings.json").write_text("not json")
+    (out / "foreign" / "done.json").write_text("{}")
+    (out / "notes.txt").write_text("a file, not a folder")
+
+    built = build_gallery(str(out))
+
+    assert built["pairs"] == 6
+    assert {e.pair_id for e in read_entries(str(out))} == {p.pair_id for p in small_root.pairs}
+
+
+def test_an_empty_root_gives_an_empty_page_and_no_contact_sheet(tmp_path: Path) -> None:
+    built = build_gallery(str(tmp_path / "renders"))
+
+    assert built["contact_sheet"] is None
+    assert (built["pairs"], built["contents"], built["styles"]) == (0, 0, 0)
+    assert "0 rendered &middot; 0 failed &middot; 0 pending" in Path(built["index"]).read_text(encoding="utf-8")
+
+
+def test_fake_pair_folders_hold_what_run_pair_writes(small_root: SmallRoot, tmp_path: Path) -> None:
+    """The fake folders of the scale and S3 tests stay true to real ones."""
+    real = small_root.out / small_root.rendered[0].pair_id
+    fake = FakePair("fake", small_root.rendered[0].content, small_root.rendered[0].styles)
+    files, marker = fake.files(png_bytes(make_image(1)))
+
+    assert set(files) | {"done.json"} == {p.name for p in real.iterdir()}
+    assert set(json.loads(files["settings.json"])) == set(json.loads((real / "settings.json").read_text()))
+    assert set(marker) == set(json.loads((real / "done.json").read_text()))
+    assert set(marker["final"]) == set(json.loads((real / "done.json").read_text())["final"])
+    real_csv = (real / "losses.csv").read_text().splitlines()[0]
+    assert io.StringIO(files["losses.csv"].decode()).readline().strip() == real_csv
