@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import s3fs
 import torch
+from moto.server import ThreadedMotoServer
 from PIL import Image
+
+from tests.support import Bucket, WebFolder, serve_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IGNORED_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
@@ -75,3 +81,40 @@ def content_path(image_factory: Callable[..., Path]) -> Path:
 @pytest.fixture
 def style_path(image_factory: Callable[..., Path]) -> Path:
     return image_factory("style.png", seed=2, size=(36, 36))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto S3 server for the session, over real HTTP on a free local port."""
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.ERROR)  # moto logs every request through werkzeug
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+    werkzeug.setLevel(level)
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
+    """An empty bucket; the AWS environment points at moto for this test only (monkeypatch restores it)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "foo")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "foo")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()  # instances keep the endpoint they were made with
+    fs = s3fs.S3FileSystem()
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(name)
+    yield Bucket(fs, name)
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[WebFolder]:
+    """``tmp_path/www`` served over HTTP on 127.0.0.1."""
+    yield from serve_folder(tmp_path / "www")

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import s3fs
-
 from tasks.gallery import GALLERY
 
 # Settings for every flow test: a random tiny VGG, 32 px, 2 iterations (~0.3 s per pair on a CPU).
@@ -64,31 +62,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2
 
 def flow_run_id(state: Any) -> UUID:
     return state.state_details.flow_run_id
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """A bucket on the moto server; app code reaches it with plain ``s3://`` URIs."""
-
-    fs: s3fs.S3FileSystem
-    name: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.name}"
-
-    def put(self, key: str, data: bytes) -> str:
-        self.fs.pipe_file(f"{self.name}/{key}", data)
-        return f"{self.uri}/{key}"
-
-    def get(self, key: str) -> bytes:
-        return self.fs.cat_file(f"{self.name}/{key}")
-
-    def keys(self, prefix: str) -> set[str]:
-        """Every key under ``prefix``, relative to it, listed fresh (not from s3fs's cache)."""
-        self.fs.invalidate_cache()
-        root = f"{self.name}/{prefix.strip('/')}/"
-        return {path.removeprefix(root) for path in self.fs.find(root)}
 
 
 def subprocess_env(api_url: str, home: Path) -> dict[str, str]:

@@ -34,7 +34,8 @@ from nst_core import InputError, SettingsError
 from tasks.gallery import GALLERY
 from tasks.manifest import Pair, read_manifest
 from tasks.render import _transient, render_pair
-from tests.flows.helpers import FAST, PAIR_FILES, Bucket, Tiny, flow_run_id, pair_dirs, wait_for
+from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs, wait_for
+from tests.support import Bucket, WebFolder
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -361,8 +362,8 @@ def test_s3_inputs_manifest_and_outputs(tiny: Tiny, s3: Bucket) -> None:
     assert counts(again) == (0, 2, 0)
 
 
-def test_http_inputs(tiny: Tiny, tmp_path: Path, web_root: tuple[Path, str]) -> None:
-    www, url = web_root
+def test_http_inputs(tiny: Tiny, tmp_path: Path, web: WebFolder) -> None:
+    www, url = web.root, web.url
     content_names, style_names = tiny.images(1, 2)
     for name in [*content_names, *style_names]:
         shutil.copy(tiny.root / name, www / name)
@@ -380,11 +381,9 @@ def test_http_inputs(tiny: Tiny, tmp_path: Path, web_root: tuple[Path, str]) -> 
         assert row["id"].startswith("content1__style")
 
 
-def test_transient_http_errors_on_inputs_are_retried(
-    tiny: Tiny, tmp_path: Path, flaky_web_root: tuple[Path, str]
-) -> None:
+def test_transient_http_errors_on_inputs_are_retried(tiny: Tiny, tmp_path: Path, flaky_web: WebFolder) -> None:
     """An input server answering 503 for a moment is a network error, not a bad input: the pair is retried."""
-    www, url = flaky_web_root
+    www, url = flaky_web.root, flaky_web.url
     (content,), (style,) = tiny.images(1, 1)
     for name in (content, style):
         shutil.copy(tiny.root / name, www / name)

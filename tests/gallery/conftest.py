@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import s3fs
-from moto.server import ThreadedMotoServer
 
 from tasks.manifest import Pair
 from tests.conftest import make_image
@@ -126,52 +122,3 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     yield make
     for context in contexts:
         context.close()
-
-
-# --- S3: moto's server over real HTTP (the pattern of tests/tasks/conftest.py) --------------------------------
-
-
-@dataclass(frozen=True)
-class Bucket:
-    fs: s3fs.S3FileSystem
-    name: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.name}"
-
-    def keys(self, prefix: str = "") -> set[str]:
-        """Every key under ``prefix``, relative to it (read fresh, not from s3fs's listing cache)."""
-        self.fs.invalidate_cache()
-        root = f"{self.name}/{prefix}".rstrip("/") + "/"
-        return {path.removeprefix(root) for path in self.fs.find(root)}
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.ERROR)  # moto logs every request through werkzeug
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-    werkzeug.setLevel(level)
-
-
-@pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
-    """An empty bucket; the AWS environment points at moto for this test only (monkeypatch restores it)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "foo")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "foo")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    s3fs.S3FileSystem.clear_instance_cache()  # instances keep the endpoint they were made with
-    fs = s3fs.S3FileSystem()
-    name = f"gallery-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(name)
-    yield Bucket(fs, name)
-    s3fs.S3FileSystem.clear_instance_cache()

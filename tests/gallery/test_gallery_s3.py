@@ -28,7 +28,7 @@ from tests.gallery.gallery_helpers import (
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-    from tests.gallery.conftest import Bucket
+    from tests.support import Bucket
 
 NewPage = Callable[..., "Page"]
 

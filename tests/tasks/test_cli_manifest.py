@@ -16,7 +16,7 @@ from nst_core.images import encode_image
 from tasks.manifest import read_manifest
 
 if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
-    from conftest import Bucket
+    from tests.support import Bucket
 
 
 def run(*args: str) -> Result:

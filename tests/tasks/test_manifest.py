@@ -14,7 +14,7 @@ from tasks.manifest import Manifest, Pair, RowError, read_manifest
 from tasks.storage import pair_folder
 
 if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
-    from conftest import Bucket, WebFolder
+    from tests.support import Bucket, WebFolder
 
 
 def write_manifest(path: Path, *lines: str) -> str:

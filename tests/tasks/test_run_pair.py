@@ -22,7 +22,7 @@ from tasks.run_pair import run_pair
 from tasks.storage import MARKER, finished
 
 if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
-    from conftest import Bucket, WebFolder
+    from tests.support import Bucket, WebFolder
 
 FAST = {"weights": "random:0", "image_size": 32, "iterations": 2, "device": "cpu"}
 LOSS_COLUMNS = ["iteration", "content", "style", "tv", "total", "lr", "elapsed_s"]

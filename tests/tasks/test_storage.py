@@ -14,7 +14,7 @@ from nst_core.images import encode_image
 from tasks.storage import FAILURE, MARKER, finished, pair_folder, read_json, write_failure, write_pair
 
 if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
-    from conftest import Bucket
+    from tests.support import Bucket
 
 FINGERPRINT = "f" * 64
 

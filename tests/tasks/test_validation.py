@@ -14,7 +14,7 @@ from tasks.manifest import Pair
 from tasks.validation import check_inputs
 
 if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
-    from conftest import Bucket
+    from tests.support import Bucket
 
 
 def pair(content: Path | str, *styles: Path | str, **settings: str) -> Pair:
