@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nst_core import NstError, RenderResult, Settings, StepInfo, render
 from nst_core.images import write_image
 from tasks.gallery import build_gallery
-from tasks.manifest import cross_manifest, read_manifest
+from tasks.manifest import cross_manifest, manifest_name, read_manifest
 from tasks.validation import check_inputs
 
 console = Console(stderr=True)
@@ -137,7 +137,7 @@ def run(
 
     from flows.render_manifest import progress_listeners, render_manifest
 
-    with _pair_progress() as listener, tags("stylebatch", f"manifest-{PurePosixPath(manifest).stem}"):
+    with _pair_progress() as listener, tags("stylebatch", f"manifest-{manifest_name(manifest)}"):
         progress_listeners.append(listener)
         try:
             summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s, executor)

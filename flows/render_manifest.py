@@ -19,9 +19,9 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
-from tasks.manifest import Manifest, Pair
+from tasks.manifest import Pair, manifest_name
 from tasks.render import build_gallery_task, load_manifest, render_pair, select_pairs
-from tasks.storage import pair_folder
+from tasks.report import artifact_key, markdown_report, row_problems, summarise, table_rows
 
 __all__ = ["progress_listeners", "render_manifest", "render_pairs"]
 
@@ -33,8 +33,7 @@ for _name in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "httpx", "
 
 
 def _run_name() -> str:
-    manifest = str(flow_run.parameters.get("manifest", "manifest"))
-    return f"render-{Manifest(manifest, [], []).name}"
+    return f"render-{manifest_name(str(flow_run.parameters.get('manifest', 'manifest')))}"
 
 
 @flow(name="render-manifest", flow_run_name=_run_name)
@@ -66,18 +65,18 @@ def render_manifest(
     todo, skipped = select_pairs(parsed.pairs, out, force)
     logger.info(
         "%d pairs: %d to render, %d finished already, %d bad rows",
-        len(parsed.pairs) + len(_row_problems(parsed)),
+        len(parsed.pairs) + len(row_problems(parsed)),
         len(todo),
         len(skipped),
-        len(_row_problems(parsed)),
+        len(row_problems(parsed)),
     )
-    key = _progress_key(parsed)
+    key = artifact_key(parsed)
     renders = render_pairs.with_options(task_runner=task_runner(executor), flow_run_name=f"render-pairs-{key}")
     outcomes = renders(todo, out, log_every, timeout_s, cluster_has_gpus(executor), key) if todo else []
     gallery = build_gallery_task(out, manifest, defaults)
-    summary = {**_summary(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
-    create_table_artifact(_linked(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
-    create_markdown_artifact(_report(summary), key=f"{key}-report", description=f"Run of {manifest}")
+    summary = {**summarise(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
+    create_table_artifact(table_rows(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
+    create_markdown_artifact(markdown_report(summary), key=f"{key}-report", description=f"Run of {manifest}")
     logger.info(
         "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d in %(total_s).1f s; outputs in %(out)s", summary
     )
@@ -110,67 +109,3 @@ def _collect(futures: dict[Any, Pair], key: str) -> list[dict[str, Any]]:
         for listener in progress_listeners:
             listener(done, len(futures), outcomes[-1])
     return outcomes
-
-
-def _summary(
-    parsed: Manifest, out: str, outcomes: list[dict[str, Any]], skipped: list[Pair], total_s: float
-) -> dict[str, Any]:
-    by_id = {p.pair_id: p for p in parsed.pairs}
-    rows = [_row(by_id[o["pair_id"]], out, o) for o in outcomes]
-    rows += [_row(p, out, {"status": "skipped"}) for p in skipped]
-    rows += [
-        {"id": "", "row": row, "content": "", "style": "", "status": "failed", "reason": reason}
-        for row, reason in _row_problems(parsed).items()
-    ]
-    rows.sort(key=lambda r: r["row"])
-    count = {s: sum(r["status"] == s for r in rows) for s in ("rendered", "skipped", "failed")}
-    return {"manifest": parsed.uri, "out": out, **count, "total_s": total_s, "pairs": rows}
-
-
-def _row(pair: Pair, out: str, outcome: dict[str, Any]) -> dict[str, Any]:
-    final = outcome.get("final", {})
-    return {
-        "id": pair.pair_id,
-        "row": pair.row,
-        "content": pair.content,
-        "style": "|".join(pair.styles),
-        "status": outcome["status"],
-        "reason": outcome.get("reason", ""),
-        **{f"{term}_loss": final.get(term) for term in ("content", "style", "tv", "total")},
-        "time_s": outcome.get("wall_s"),
-        "output": f"{pair_folder(out, pair.pair_id)}/result.png",
-    }
-
-
-def _progress_key(parsed: Manifest) -> str:
-    return "render-" + "".join(c if c.isalnum() else "-" for c in parsed.name.lower()).strip("-")
-
-
-def _linked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Table rows whose output is a Markdown link (the UI renders it) when the result exists."""
-    return [{**r, "output": f"[result.png]({r['output']})" if r["status"] != "failed" else ""} for r in rows]
-
-
-def _report(summary: dict[str, Any]) -> str:
-    gallery = summary["gallery"]
-    lines = [
-        f"# {summary['manifest']}",
-        f"**{summary['rendered']}** rendered, **{summary['skipped']}** skipped, **{summary['failed']}** failed "
-        f"in {summary['total_s']:.1f} s.",
-        f"- Outputs: `{summary['out']}`",
-        f"- Gallery: [{gallery['index']}]({gallery['index']}), {gallery['contents']} contents x "
-        f"{gallery['styles']} styles",
-    ]
-    if gallery["contact_sheet"]:
-        lines.append(f"\n![contact sheet]({gallery['contact_sheet']})")
-    failed = [r for r in summary["pairs"] if r["status"] == "failed"]
-    lines += ["", "## Failed", *(f"- row {r['row']} {r['id']}: {r['reason']}" for r in failed)] if failed else []
-    return "\n".join(lines)
-
-
-def _row_problems(parsed: Manifest) -> dict[int, str]:
-    """Each bad manifest row once, with all of its problems."""
-    problems: dict[int, list[str]] = {}
-    for error in parsed.errors:
-        problems.setdefault(error.row, []).append(f"column {error.column}: {error.reason}")
-    return {row: "; ".join(reasons) for row, reasons in problems.items()}

@@ -26,7 +26,7 @@ from nst_core.images import read_bytes
 from nst_core.settings import INIT_MODES, parse_list
 from nst_core.weights import RANDOM_WEIGHTS
 
-__all__ = ["IMAGE_SUFFIXES", "Manifest", "Pair", "RowError", "cross_manifest", "read_manifest"]
+__all__ = ["IMAGE_SUFFIXES", "Manifest", "Pair", "RowError", "cross_manifest", "manifest_name", "read_manifest"]
 
 REQUIRED = ("content", "style")
 COLUMNS = ("id", *REQUIRED, "tags", *Settings.model_fields)
@@ -72,7 +72,12 @@ class Manifest:
 
     @property
     def name(self) -> str:
-        return posixpath.splitext(posixpath.basename(self.uri.rstrip("/")))[0]
+        return manifest_name(self.uri)
+
+
+def manifest_name(uri: str) -> str:
+    """A manifest's file name without its extension: names its runs, artifacts and tags."""
+    return posixpath.splitext(posixpath.basename(uri.rstrip("/")))[0]
 
 
 def read_manifest(uri: str, defaults: Mapping[str, Any] | None = None) -> Manifest:
