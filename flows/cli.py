@@ -190,7 +190,7 @@ def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> N
 
     parameters = {"manifest": manifest, "out": out, "defaults": defaults, "executor": executor}
     render_manifest.serve(
-        name=f"serve-{PurePosixPath(manifest).stem}", cron=cron, parameters=parameters, tags=["stylebatch", "serve"]
+        name=f"serve-{manifest_name(manifest)}", cron=cron, parameters=parameters, tags=["stylebatch", "serve"]
     )
 
 
