@@ -175,7 +175,9 @@ def _pair_progress() -> Iterator[Callable[[int, int, dict[str, Any]], None]]:
 @setting_options
 def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> None:
     """Render MANIFEST on a schedule from this process (needs a Prefect server: PREFECT_API_URL)."""
-    if not os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import PREFECT_API_URL
+
+    if not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()):  # or a profile, prefect.toml, .env
         _fail(
             ValueError(
                 "serve needs a Prefect server for its schedule: start one with `prefect server start` "
