@@ -15,7 +15,9 @@ from tests.scale.scale_helpers import BIN, PrefectServer, Processes, base_env, f
 
 def _healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        # A fresh opener without proxies: urlopen's global one keeps the proxy settings of its first use
+        # (the offline-weights test downloads through a dead proxy).
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{url}/health", timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
