@@ -4,6 +4,7 @@ VGG layers are named ``conv{block}_{n}``, ``relu{block}_{n}`` and ``pool{block}`
 Zisserman's numbering). SqueezeNet 1.1 layers are named as in its paper: ``conv1``, ``relu1``,
 ``pool1``, ``fire2``, ``fire3``, ``pool3``, ``fire4``, ``fire5``, ``pool5``, ``fire6`` ... ``fire9``
 (a ``fire`` layer is the concatenated output of its expand convolutions, after their ReLUs).
+The names and default layers live in ``networks`` (no torch); this module builds the networks.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from torch import Tensor, nn
 from torchvision import models
 from torchvision.models import vgg as tv_vgg
 
+from nst_core.networks import NETWORKS, Network
+from nst_core.weights import load_weights
+
 __all__ = [
     "BACKBONES",
     "IMAGENET_MEAN",
     "PIXEL_SCALE",
     "BackboneSpec",
     "FeatureNet",
-    "layer_names",
     "load_backbone",
 ]
 
@@ -37,72 +40,25 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 PIXEL_SCALE = 255.0
 
 
-def _vgg_layer_names(cfg: list[int | str]) -> tuple[str, ...]:
-    names: list[str] = []
-    block, conv = 1, 0
-    for v in cfg:
-        if v == "M":
-            names.append(f"pool{block}")
-            block, conv = block + 1, 0
-        else:
-            conv += 1
-            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
-    return tuple(names)
-
-
 @dataclass(frozen=True)
-class BackboneSpec:
-    """How to build one backbone and what its layers are called."""
+class BackboneSpec(Network):
+    """A ``Network`` and how to build it with torchvision."""
 
     build: Callable[[], nn.Sequential]  # torchvision's ``features`` module, randomly initialised
-    layers: tuple[str, ...]  # one name per child of ``features``
     imagenet: models.WeightsEnum
-    content_layers: tuple[str, ...]
-    style_layers: tuple[str, ...]
 
 
-def _vgg(cfg: str, imagenet: models.WeightsEnum) -> BackboneSpec:
-    return BackboneSpec(
-        build=lambda: tv_vgg.make_layers(tv_vgg.cfgs[cfg]),
-        layers=_vgg_layer_names(tv_vgg.cfgs[cfg]),
-        imagenet=imagenet,
-        # Gatys et al.'s layers, as gordicaleksa uses them (its "conv4_2" content layer is read
-        # after torchvision's in-place ReLU, so it is relu4_2 in effect).
-        content_layers=("relu4_2",),
-        style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-    )
+def _spec(name: str, build: Callable[[], nn.Sequential], imagenet: models.WeightsEnum) -> BackboneSpec:
+    return BackboneSpec(**vars(NETWORKS[name]), build=build, imagenet=imagenet)
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "vgg19": _vgg("E", models.VGG19_Weights.IMAGENET1K_V1),
-    "vgg16": _vgg("D", models.VGG16_Weights.IMAGENET1K_V1),
-    "squeezenet1_1": BackboneSpec(
-        build=lambda: models.squeezenet1_1().features,
-        layers=(
-            "conv1",
-            "relu1",
-            "pool1",
-            "fire2",
-            "fire3",
-            "pool3",
-            "fire4",
-            "fire5",
-            "pool5",
-            "fire6",
-            "fire7",
-            "fire8",
-            "fire9",
-        ),
-        imagenet=models.SqueezeNet1_1_Weights.IMAGENET1K_V1,
-        content_layers=("fire5",),
-        style_layers=("relu1", "fire2", "fire3", "fire5", "fire7"),
+    "vgg19": _spec("vgg19", lambda: tv_vgg.make_layers(tv_vgg.cfgs["E"]), models.VGG19_Weights.IMAGENET1K_V1),
+    "vgg16": _spec("vgg16", lambda: tv_vgg.make_layers(tv_vgg.cfgs["D"]), models.VGG16_Weights.IMAGENET1K_V1),
+    "squeezenet1_1": _spec(
+        "squeezenet1_1", lambda: models.squeezenet1_1().features, models.SqueezeNet1_1_Weights.IMAGENET1K_V1
     ),
 }
-
-
-def layer_names(backbone: str) -> tuple[str, ...]:
-    """Every layer name ``backbone`` offers, in network order."""
-    return BACKBONES[backbone].layers
 
 
 class FeatureNet(nn.Module):
@@ -155,10 +111,8 @@ def load_backbone(backbone: str, weights: str, pooling: str, device: str) -> Fea
         WeightsNotFoundError: the weights are missing and cannot be downloaded.
         WeightsError: the weights do not fit the backbone.
     """
-    from nst_core.weights import load_weights  # weights imports BACKBONES from here
-
     spec = BACKBONES[backbone]
     body = _named(spec, pooling)
-    load_weights(body, spec, weights)
+    load_weights(body, backbone, weights, spec.imagenet)
     net = FeatureNet(body).eval().requires_grad_(False)
     return net.to(device)

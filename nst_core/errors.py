@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError", "NstError", "OptimisationError", "SettingsError", "WeightsError", "WeightsNotFoundError"]
+__all__ = [
+    "InputError",
+    "NstError",
+    "OptimisationError",
+    "SettingsError",
+    "StorageError",
+    "WeightsError",
+    "WeightsNotFoundError",
+]
 
 
 class NstError(Exception):
@@ -23,6 +31,29 @@ class SettingsError(NstError, ValueError):
 
 class InputError(NstError, ValueError):
     """An input image is missing, unreadable or unusable."""
+
+
+class StorageError(NstError, OSError):
+    """Reading or writing ``uri`` failed; ``transient`` if trying again later may succeed.
+
+    The message is one line naming what was read or written and the cause in words, e.g.
+    ``content image https://host/x.jpg: host not found (no network?)``.
+    """
+
+    def __init__(self, what: str, uri: str, cause: str, *, transient: bool):
+        self.what, self.uri, self.cause, self.transient = what, uri, cause, transient
+        super().__init__(f"{what} {uri}: {cause}")
+
+    def __reduce__(self) -> tuple:  # keyword-only arguments: pickled errors (Dask, Prefect) need this
+        return _storage_error, (self.what, self.uri, self.cause, self.transient)
+
+    def as_(self, what: str) -> StorageError:
+        """The same failure, reported for another use of the same URI."""
+        return StorageError(what, self.uri, self.cause, transient=self.transient)
+
+
+def _storage_error(what: str, uri: str, cause: str, transient: bool) -> StorageError:
+    return StorageError(what, uri, cause, transient=transient)
 
 
 class WeightsError(NstError):

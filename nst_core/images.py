@@ -1,4 +1,8 @@
-"""Reading, resizing and writing images through fsspec and Pillow."""
+"""Reading, resizing and writing images through fsspec and Pillow (no torch: ``validate`` uses it).
+
+Pillow's own decompression-bomb limit is switched off: the ``max_pixels`` setting replaces it, checked
+from the image's header before anything is decoded, with a message that names the setting.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ from pathlib import PurePosixPath
 
 import fsspec
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch import Tensor
-from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from nst_core.errors import InputError
+from nst_core.io_errors import storage_error
+from nst_core.settings import Settings
 
 __all__ = [
     "decode_image",
@@ -18,59 +22,57 @@ __all__ = [
     "load_image",
     "read_bytes",
     "resize_long_side",
-    "to_image",
-    "to_tensor",
     "write_image",
 ]
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+MAX_PIXELS: int = Settings.model_fields["max_pixels"].default
+Image.MAX_IMAGE_PIXELS = None  # see the module docstring: max_pixels is checked in decode_image
 
 
-def load_image(uri: str, role: str = "image") -> Image.Image:
+def load_image(uri: str, role: str = "image", *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open ``uri`` (a path or any fsspec URI) as RGB; see ``decode_image``.
 
     Raises:
-        InputError: the file is missing or is not an image Pillow can read.
+        StorageError: it cannot be read (missing, no access, network).
+        InputError: it is not an image Pillow can read, or it is too large.
     """
-    return decode_image(read_bytes(uri, role), uri, role)
+    return decode_image(read_bytes(uri, role), uri, role, max_pixels=max_pixels)
 
 
 def read_bytes(uri: str, role: str = "file") -> bytes:
     """The whole content of ``uri``.
 
     Raises:
-        InputError: it does not exist (or is a folder).
-        OSError: storage or network errors, which may pass: callers may retry them.
+        StorageError: naming ``role``, ``uri`` and the cause; ``transient`` if a retry may succeed.
     """
     try:
         with fsspec.open(uri, "rb") as f:
             return f.read()
-    except (FileNotFoundError, IsADirectoryError) as exc:
-        if _hides_a_transient_error(exc):
-            raise
-        raise InputError(f"{role} not found: {uri}") from exc
+    except Exception as exc:  # fsspec's backends raise many types: each becomes one readable error
+        raise storage_error(exc, role, uri) from exc
 
 
-def _hides_a_transient_error(exc: BaseException) -> bool:
-    """fsspec's HTTP filesystem reports server (5xx, 429) and connection errors as "not found"."""
-    cause = exc.__cause__
-    status = getattr(cause, "status", None)
-    return isinstance(cause, OSError) or (isinstance(status, int) and (status >= 500 or status == 429))
-
-
-def decode_image(data: bytes, uri: str, role: str = "image") -> Image.Image:
-    """Decode image bytes as RGB, EXIF orientation applied.
+def decode_image(data: bytes, uri: str, role: str = "image", *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode image bytes as RGB, EXIF orientation applied; refuse more than ``max_pixels`` pixels.
 
     Transparent images are composited on white; greyscale and palette images are converted.
     """
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{role} {uri}: not an image Pillow can read") from exc
+    w, h = image.size
+    if w * h > max_pixels:
+        raise InputError(
+            f"{role} {uri}: {w}x{h} px ({w * h / 1e6:.1f} Mpx) is over the {max_pixels / 1e6:g} Mpx limit "
+            "(setting max_pixels)"
+        )
+    try:
         image = ImageOps.exif_transpose(image)
         image.load()
-    except UnidentifiedImageError as exc:
-        raise InputError(f"{role} {uri} is not an image Pillow can read") from exc
-    except (OSError, SyntaxError) as exc:  # a truncated or corrupt file of a known format
-        raise InputError(f"{role} {uri} is not an image Pillow can read: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # a truncated or corrupt file of a known format
+        raise InputError(f"{role} {uri}: not an image Pillow can read ({exc})") from exc
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
@@ -83,16 +85,6 @@ def resize_long_side(image: Image.Image, size: int) -> Image.Image:
     scale = size / max(w, h)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     return image if new == image.size else image.resize(new, Image.Resampling.LANCZOS)
-
-
-def to_tensor(image: Image.Image) -> Tensor:
-    """PIL RGB -> (1, 3, H, W) float32 in [0, 1]."""
-    return pil_to_tensor(image).float().div(255).unsqueeze(0)
-
-
-def to_image(tensor: Tensor) -> Image.Image:
-    """(1, 3, H, W) in [0, 1] -> PIL RGB, rounded to 8 bits."""
-    return to_pil_image(tensor[0].detach().float().clamp(0, 1).mul(255).round().byte().cpu())
 
 
 def encode_image(image: Image.Image, name: str, quality: int = 95) -> bytes:
@@ -108,5 +100,8 @@ def encode_image(image: Image.Image, name: str, quality: int = 95) -> bytes:
 def write_image(image: Image.Image, uri: str) -> None:
     """Encode fully in memory, then write ``uri`` in one call (no half-encoded file on error)."""
     data = encode_image(image, uri)
-    with fsspec.open(uri, "wb", auto_mkdir=True) as f:
-        f.write(data)
+    try:
+        with fsspec.open(uri, "wb", auto_mkdir=True) as f:
+            f.write(data)
+    except Exception as exc:
+        raise storage_error(exc, "output", uri) from exc

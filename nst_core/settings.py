@@ -13,9 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from nst_core.backbones import BACKBONES, layer_names
 from nst_core.errors import SettingsError
-from nst_core.weights import RANDOM_WEIGHTS
+from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, layer_names
 
 __all__ = ["DEFAULT_LR", "Settings", "parse_list"]
 
@@ -95,6 +94,12 @@ class Settings(BaseModel):
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA (fp32 elsewhere).")
     channels_last: bool = Field(False, description="channels_last memory format on CUDA.")
     snapshot_every: int = Field(0, ge=0, description="Keep a snapshot every N iterations (0: none).")
+    max_pixels: int = Field(
+        64_000_000,
+        ge=1,
+        description="Refuse input images with more pixels than this (64 Mpx), read from their header before "
+        "decoding.",
+    )
 
     @field_validator(*_LIST_FIELDS, mode="before")
     @classmethod
@@ -148,8 +153,8 @@ class Settings(BaseModel):
         if backbone is None:  # the backbone itself was invalid; that error is reported
             return value or []
         if value is None:
-            spec = BACKBONES[backbone]
-            return list(spec.content_layers if info.field_name == "content_layers" else spec.style_layers)
+            network = NETWORKS[backbone]
+            return list(network.content_layers if info.field_name == "content_layers" else network.style_layers)
         if not value:
             raise ValueError("at least one layer is needed")
         known = layer_names(backbone)

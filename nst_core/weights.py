@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import io
-import re
-from pathlib import Path
-from urllib.parse import urlparse
 
-import fsspec
 import torch
 from torch import Tensor, nn
+from torchvision.models import WeightsEnum
 
-from nst_core.backbones import BackboneSpec
-from nst_core.errors import WeightsError, WeightsNotFoundError
+from nst_core.errors import StorageError, WeightsError, WeightsNotFoundError
+from nst_core.images import read_bytes
+from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 
-__all__ = ["RANDOM_WEIGHTS", "imagenet_cache_path", "load_weights"]
-
-RANDOM_WEIGHTS = re.compile(r"^random:(\d+)$")
-
-
-def imagenet_cache_path(spec: BackboneSpec) -> Path:
-    """Where torchvision's ImageNet weights file for ``spec`` lives in the Torch hub cache."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(spec.imagenet.url).path).name
+__all__ = ["load_weights", "read_state_dict"]
 
 
-def load_weights(body: nn.Sequential, spec: BackboneSpec, weights: str) -> None:
+def load_weights(body: nn.Sequential, backbone: str, weights: str, imagenet: WeightsEnum) -> None:
     """Fill ``body`` (named children, see ``backbones``) with ``weights`` in place."""
     if match := RANDOM_WEIGHTS.match(weights):
         _init_random(body, int(match.group(1)))
         return
     if weights == "imagenet":
-        state, source = _imagenet_state_dict(spec), str(imagenet_cache_path(spec))
+        state, source = _imagenet_state_dict(backbone, imagenet), str(imagenet_cache_path(backbone))
     else:
-        state, source = _read_state_dict(weights), weights
-    named = _rename_keys(state, spec.layers)
+        state, source = read_state_dict(weights), weights
+    named = _rename_keys(state, NETWORKS[backbone].layers)
     try:
         body.load_state_dict(named, strict=True)
     except RuntimeError as exc:
@@ -52,16 +43,16 @@ def _init_random(body: nn.Sequential, seed: int) -> None:
                 module.bias.zero_()
 
 
-def _imagenet_state_dict(spec: BackboneSpec) -> dict[str, Tensor]:
-    cached = imagenet_cache_path(spec)
+def _imagenet_state_dict(backbone: str, imagenet: WeightsEnum) -> dict[str, Tensor]:
+    cached = imagenet_cache_path(backbone)
     try:
-        return spec.imagenet.get_state_dict(progress=False, check_hash=True)
+        return imagenet.get_state_dict(progress=False, check_hash=True)
     except OSError as exc:  # URLError, connection refused, DNS failure: offline
         if cached.exists():
             raise WeightsError(f"cannot read cached ImageNet weights {cached}: {exc}") from exc
         raise WeightsNotFoundError(
             f"ImageNet weights {cached.name} are not in the Torch hub cache ({cached.parent}) and "
-            f"could not be downloaded from {spec.imagenet.url} ({exc}). Copy that file to "
+            f"could not be downloaded from {imagenet.url} ({exc}). Copy that file to "
             f"{cached}, set TORCH_HOME to a folder holding hub/checkpoints/{cached.name}, "
             "or pass --weights PATH_OR_URI."
         ) from exc
@@ -71,14 +62,20 @@ def _imagenet_state_dict(spec: BackboneSpec) -> dict[str, Tensor]:
         ) from exc
 
 
-def _read_state_dict(uri: str) -> dict[str, Tensor]:
+def read_state_dict(uri: str) -> dict[str, Tensor]:
+    """The state dict in the file at ``uri``.
+
+    Raises:
+        WeightsNotFoundError: there is no such file.
+        StorageError: it cannot be read (no access, network).
+        WeightsError: it is not a state dict.
+    """
     try:
-        with fsspec.open(uri, "rb") as f:
-            data = f.read()
-    except FileNotFoundError as exc:
-        raise WeightsNotFoundError(f"weights file not found: {uri}") from exc
-    except OSError as exc:  # a folder, no permission, a storage error
-        raise WeightsError(f"cannot read weights {uri}: {exc}") from exc
+        data = read_bytes(uri, "weights")
+    except StorageError as exc:
+        if exc.cause == "not found":
+            raise WeightsNotFoundError(f"weights {uri}: file not found") from exc
+        raise
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a file that is not a state dict

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from nst_core.backbones import BACKBONES, FeatureNet, layer_names, load_backbone
+from nst_core.backbones import BACKBONES, FeatureNet, load_backbone
+from nst_core.networks import layer_names
 
 
 def pair(value: int | tuple[int, int]) -> tuple[int, int]:

@@ -10,8 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_core.errors import InputError
-from nst_core.images import encode_image, load_image, resize_long_side, to_image, to_tensor, write_image
+from nst_core.errors import InputError, StorageError
+from nst_core.images import encode_image, load_image, resize_long_side, write_image
+from nst_core.tensors import to_image, to_tensor
+from tests.support import png_header
 
 ORIENTATION = 0x0112  # the EXIF Orientation tag
 
@@ -99,9 +101,31 @@ def test_file_uri(image_factory: Callable[..., Path]) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.png"
-    with pytest.raises(InputError, match="style image not found") as info:
+    with pytest.raises(StorageError) as info:
         load_image(str(path), "style image")
-    assert str(path) in str(info.value)
+    assert str(info.value) == f"style image {path}: not found"
+    assert not info.value.transient
+
+
+def test_larger_than_max_pixels_is_refused_from_its_header(tmp_path: Path) -> None:
+    """A decompression bomb: its header declares 10 Gpx; it is refused before any decoding, naming the setting."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header(100_000, 100_000))
+    with pytest.raises(InputError) as info:
+        load_image(str(path), "content image")
+    assert str(info.value) == (
+        f"content image {path}: 100000x100000 px (10000.0 Mpx) is over the 64 Mpx limit (setting max_pixels)"
+    )
+    with pytest.raises(InputError, match=r"over the 0\.0001 Mpx limit"):
+        load_image(str(path), "content image", max_pixels=100)
+
+
+def test_max_pixels_replaces_pillows_own_limit(tmp_path: Path) -> None:
+    """Above Pillow's 179 Mpx bomb limit, a raised max_pixels decides: this header passes, then its data is missing."""
+    path = tmp_path / "big.png"
+    path.write_bytes(png_header(20_000, 10_000))
+    with pytest.raises(InputError, match="not an image Pillow can read"):
+        load_image(str(path), max_pixels=300_000_000)
 
 
 @pytest.mark.parametrize(
@@ -127,9 +151,10 @@ def test_truncated_image(tmp_path: Path, pil_image: Callable[..., Image.Image]) 
         load_image(str(path))
 
 
-def test_directory_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError):
+def test_directory_is_a_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="is a folder, not a file") as info:
         load_image(str(tmp_path))
+    assert not info.value.transient
 
 
 @pytest.mark.parametrize(

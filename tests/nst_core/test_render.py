@@ -12,10 +12,20 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_core import InputError, OptimisationError, RenderResult, Settings, SettingsError, StepInfo, render
+from nst_core import (
+    InputError,
+    OptimisationError,
+    RenderResult,
+    Settings,
+    SettingsError,
+    StepInfo,
+    StorageError,
+    render,
+)
 from nst_core.color import rgb_to_yuv
-from nst_core.images import load_image, resize_long_side, to_tensor
+from nst_core.images import load_image, resize_long_side
 from nst_core.optimize import lr_at
+from nst_core.tensors import to_tensor
 
 SIZE = 32  # long side of every render here; the content fixture is 40x32, so renders are 32x26
 
@@ -181,9 +191,9 @@ def test_init_from_image_path(image_factory: Callable[..., Path], content_path: 
 
 def test_init_from_missing_path(tmp_path: Path, content_path: Path, style_path: Path) -> None:
     missing = tmp_path / "start.png"
-    with pytest.raises(InputError, match="init image not found") as info:
+    with pytest.raises(StorageError) as info:
         render(str(content_path), [str(style_path)], settings(init=str(missing)))
-    assert str(missing) in str(info.value)
+    assert str(info.value) == f"init image {missing}: not found"
 
 
 def test_same_seed_same_pixels(content_path: Path, style_path: Path) -> None:
@@ -356,16 +366,16 @@ def test_lr_at() -> None:
 
 def test_missing_content(tmp_path: Path, style_path: Path) -> None:
     missing = tmp_path / "nope.png"
-    with pytest.raises(InputError, match="content image not found") as info:
+    with pytest.raises(StorageError) as info:
         render(str(missing), [str(style_path)], settings())
-    assert str(missing) in str(info.value)
+    assert str(info.value) == f"content image {missing}: not found"
 
 
 def test_missing_style(tmp_path: Path, content_path: Path, style_path: Path) -> None:
     missing = tmp_path / "nope.jpg"
-    with pytest.raises(InputError, match="style image not found") as info:
+    with pytest.raises(StorageError) as info:
         render(str(content_path), [str(style_path), str(missing)], settings())
-    assert str(missing) in str(info.value)
+    assert str(info.value) == f"style image {missing}: not found"
 
 
 def test_content_not_an_image(tmp_path: Path, style_path: Path) -> None:

@@ -16,10 +16,11 @@ from nst_core.backbones import IMAGENET_MEAN, PIXEL_SCALE, FeatureNet, load_back
 from nst_core.color import match_color_statistics, transfer_luminance, with_chroma_of
 from nst_core.device import autocast, pick_device, pick_precision
 from nst_core.errors import InputError, SettingsError
-from nst_core.images import load_image, resize_long_side, to_image, to_tensor
+from nst_core.images import load_image, resize_long_side
 from nst_core.losses import content_loss, gram_matrix, style_loss, tv_loss
 from nst_core.optimize import Objective, diverged, lr_at, make_optimizer
 from nst_core.settings import Settings
+from nst_core.tensors import to_image, to_tensor
 
 __all__ = ["ImageInput", "RenderResult", "StepInfo", "Timings", "render"]
 
@@ -116,10 +117,10 @@ def _load_inputs(content: ImageInput, styles: Sequence[ImageInput], s: Settings)
     """Content, styles (colour pre-step applied) and initial image as CPU tensors in [0, 1]."""
     if not styles:
         raise InputError("at least one style image is needed")
-    content_img = resize_long_side(_open(content, "content image"), s.image_size)
+    content_img = resize_long_side(_open(content, "content image", s), s.image_size)
     style_size = max(1, round(s.image_size * s.style_scale))
     content_t = to_tensor(content_img)
-    style_ts = [to_tensor(resize_long_side(_open(style, "style image"), style_size)) for style in styles]
+    style_ts = [to_tensor(resize_long_side(_open(style, "style image", s), style_size)) for style in styles]
     if s.preserve_color == "histogram":
         style_ts = [match_color_statistics(style, content_t) for style in style_ts]
     elif s.preserve_color == "yuv_style":
@@ -127,8 +128,8 @@ def _load_inputs(content: ImageInput, styles: Sequence[ImageInput], s: Settings)
     return content_t, style_ts, _initial_image(s, content_img, content_t, style_ts[0])
 
 
-def _open(image: ImageInput, role: str) -> Image.Image:
-    return load_image(image, role) if isinstance(image, str) else image.convert("RGB")
+def _open(image: ImageInput, role: str, s: Settings) -> Image.Image:
+    return load_image(image, role, max_pixels=s.max_pixels) if isinstance(image, str) else image.convert("RGB")
 
 
 def _initial_image(s: Settings, content_img: Image.Image, content: Tensor, style: Tensor) -> Tensor:
@@ -141,7 +142,7 @@ def _initial_image(s: Settings, content_img: Image.Image, content: Tensor, style
         generator = torch.Generator().manual_seed(s.seed)
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         return mean + NOISE_STD * torch.randn(content.shape, generator=generator)
-    init = load_image(s.init, "init image").resize(content_img.size, Image.Resampling.LANCZOS)
+    init = load_image(s.init, "init image", max_pixels=s.max_pixels).resize(content_img.size, Image.Resampling.LANCZOS)
     return to_tensor(init)
 
 
