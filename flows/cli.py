@@ -1,26 +1,35 @@
-"""The ``stylebatch`` command. Every engine setting is a flag named after it in kebab case."""
+"""The ``stylebatch`` command. Every engine setting is a flag named after it in kebab case.
+
+Commands import torch, torchvision, Prefect and Dask only when they need them, so that ``--help``
+answers at once and ``validate`` takes about as long as reading the images.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from pathlib import PurePosixPath
-from typing import Any, Literal, NoReturn, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, get_args, get_origin
 
 import click
 from pydantic.fields import FieldInfo
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
 
-from nst_core import NstError, RenderResult, Settings, StepInfo, render
-from nst_core.images import write_image
-from tasks.gallery import build_gallery
-from tasks.manifest import cross_manifest, manifest_name, read_manifest
-from tasks.validation import check_inputs
+from nst_core import NstError, Settings
+
+if TYPE_CHECKING:
+    from nst_core import RenderResult
 
 console = Console(stderr=True)
+T = TypeVar("T")
 
 
 def _flag(name: str) -> str:
@@ -49,7 +58,31 @@ def settings_from(values: dict[str, Any]) -> Settings:
     return Settings.from_values({k: v for k, v in values.items() if k in Settings.model_fields})
 
 
+def defaults_from(values: dict[str, Any]) -> dict[str, Any]:
+    """The setting flags given on the command line, validated (they are defaults for blank cells)."""
+    try:
+        return settings_from(values).model_dump(exclude_unset=True)
+    except NstError as exc:
+        _fail(exc)
+
+
+def endpoint_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--endpoint-url",
+        envvar="AWS_ENDPOINT_URL",
+        callback=_set_endpoint,
+        expose_value=False,
+        help="S3-compatible endpoint (MinIO ...); sets AWS_ENDPOINT_URL.",
+    )(command)
+
+
+def _set_endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        os.environ["AWS_ENDPOINT_URL"] = value  # s3fs (botocore) reads it, here and in child processes
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(version("stylebatch"), "--version", prog_name="stylebatch")
 def main() -> None:
     """stylebatch: batch neural style transfer."""
 
@@ -61,20 +94,34 @@ def main() -> None:
 @setting_options
 def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any) -> None:
     """Render CONTENT in the style of STYLE [STYLE...] and write it to --output."""
+    from nst_core.images import write_image
+
     try:
         settings = settings_from(values)
         result = _render_with_progress(content, list(styles), settings)
         write_image(result.image, output)
         for iteration, snapshot in result.snapshots.items():
             write_image(snapshot, _snapshot_path(output, iteration))
-    except (NstError, ValueError, OSError) as exc:
-        _fail(exc)
+    except Exception as exc:
+        _fail_render(exc)
     last = result.losses[-1]
     console.print(
         f"{result.settings.iterations} iterations on {result.device} in {result.timings.total_s:.1f} s "
         f"({result.timings.ms_per_iteration:.0f} ms/iteration); final loss {last.total:.4g}"
     )
     click.echo(output)
+
+
+def _fail_render(exc: Exception) -> NoReturn:
+    """Exit 2 with one line for what a render's inputs, settings, weights or device can cause; else re-raise."""
+    expected = (
+        isinstance(exc, NstError | OSError | ValueError | MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+    )
+    if not expected:
+        raise exc
+    from tasks.failures import failure_of
+
+    _fail(failure_of(exc).reason)
 
 
 @main.command("settings")
@@ -106,8 +153,14 @@ def _cell(text: str) -> str:
 @click.option("--log-every", default=50, show_default=True, help="Log the loss terms every N iterations.")
 @click.option("--timeout", "timeout_s", type=float, help="Give up on a pair after this many seconds.")
 @click.option(
-    "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (MinIO ...); sets AWS_ENDPOINT_URL."
+    "--retry-for",
+    "retry_for_s",
+    type=float,
+    default=180,
+    show_default=True,
+    help="Retry transient storage and network errors (connections, timeouts, throttling) for up to this many seconds.",
 )
+@endpoint_option
 @click.option(
     "--executor",
     default="local",
@@ -115,6 +168,8 @@ def _cell(text: str) -> str:
     help="local (threads here), dask-local (a Dask cluster here: one worker per GPU) or tcp://HOST:PORT "
     "(an existing Dask scheduler).",
 )
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Print Prefect's logs and every failure's traceback.")
 @setting_options
 def run(
     manifest: str,
@@ -122,49 +177,126 @@ def run(
     force: bool,
     log_every: int,
     timeout_s: float | None,
-    endpoint_url: str | None,
+    retry_for_s: float,
     executor: str,
+    quiet: bool,
+    verbose: bool,
     **values: Any,
 ) -> None:
-    """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells."""
-    if endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # s3fs (botocore) reads it, here and in child processes
+    """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells.
+
+    Ctrl-C (or SIGTERM) stops the run at the running renders' next iteration and prints the summary
+    (exit code 130); a second Ctrl-C exits at once. Exit code 1 if a pair failed, 2 if the run could not start.
+    """
+    from flows.temporary_server import ServerError, kill_all, prefect_api
+    from tasks import stopping
+
+    defaults = defaults_from(values)
+    with _interrupts(on_second=kill_all):
+        _check_output(out, retry_for_s)
+        try:
+            with prefect_api(while_starting=lambda: importlib.import_module("flows.render_manifest")) as (_, temporary):
+                summary = _run_flow(
+                    manifest,
+                    out,
+                    defaults,
+                    dict(force=force, log_every=log_every, timeout_s=timeout_s, executor=executor),
+                    retry_for_s,
+                    "quiet" if quiet else "verbose" if verbose else "normal",
+                    not temporary,
+                )
+        except ServerError as exc:
+            _fail(exc)
+    if summary is None:
+        _fail("stopped before the run started", code=130)
+    from flows.console import print_summary
+
+    print_summary(summary, Console())
+    sys.exit(130 if stopping.stop_requested() else 1 if summary["failed"] else 0)
+
+
+def _check_output(out: str, retry_for_s: float) -> None:
+    """One error up front, before any server starts, if ``out`` cannot be written."""
+    from tasks.retries import retry_transient
+    from tasks.storage import check_writable
+
     try:
-        defaults = settings_from(values).model_dump(exclude_unset=True)
+        retry_transient(lambda: check_writable(out), retry_for_s)
     except NstError as exc:
         _fail(exc)
+
+
+def _run_flow(
+    manifest: str,
+    out: str,
+    defaults: dict[str, Any],
+    options: dict[str, Any],
+    retry_for_s: float,
+    verbosity: Literal["quiet", "normal", "verbose"],
+    ui_url: bool,
+) -> dict[str, Any] | None:
+    """The flow's summary (None if stopped before it began); its own failure becomes one line, exit 1."""
     from prefect import tags
 
-    from flows.render_manifest import progress_listeners, render_manifest
+    from flows.console import RunDisplay
+    from flows.render_manifest import render_manifest
+    from tasks import stopping
+    from tasks.manifest import manifest_name
 
-    with _pair_progress() as listener, tags("stylebatch", f"manifest-{manifest_name(manifest)}"):
-        progress_listeners.append(listener)
+    if stopping.stop_requested():
+        return None
+    with RunDisplay(console, verbosity, ui_url), tags("stylebatch", f"manifest-{manifest_name(manifest)}"):
         try:
-            summary = render_manifest(manifest, out, defaults, force, log_every, timeout_s, executor)
-        finally:
-            progress_listeners.remove(listener)
-    console.print(f"gallery: {summary['gallery']['index']}", highlight=False)
-    for row in summary["pairs"]:
-        if row["status"] == "failed":
-            console.print(f"[red]failed[/red] row {row['row']} {row['id']}: {row['reason']}", highlight=False)
-    console.print(
-        f"rendered {summary['rendered']}, skipped {summary['skipped']}, failed {summary['failed']} "
-        f"in {summary['total_s']:.1f} s; outputs in {summary['out']}"
-    )
-    sys.exit(1 if summary["failed"] else 0)
+            return _in_thread(lambda: render_manifest(manifest, out, defaults, retry_for_s=retry_for_s, **options))
+        except NstError as exc:  # the output root or the manifest itself cannot be read
+            _fail(exc)
+        except Exception as exc:
+            if verbosity == "verbose":
+                raise
+            from tasks.failures import failure_of
+
+            _fail(f"the run failed: {failure_of(exc).reason} (--verbose shows where)", code=1)
+
+
+def _in_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a thread, so that this (main) thread keeps handling signals; Prefect then installs none."""
+    result: list[T] = []
+    error: list[BaseException] = []
+    context = contextvars.copy_context()  # Prefect's settings and tags live in context variables
+
+    def target() -> None:
+        try:
+            result.append(context.run(work))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="stylebatch run")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if error:
+        raise error[0]
+    return result[0]
 
 
 @contextlib.contextmanager
-def _pair_progress() -> Iterator[Callable[[int, int, dict[str, Any]], None]]:
-    with Progress(
-        TextColumn("pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    ) as bar:
-        task = bar.add_task("pairs", total=None)
+def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
+    """First SIGINT or SIGTERM: ask the run to stop; second: ``on_second()`` and exit 130 at once."""
+    from tasks import stopping
 
-        def listener(done: int, total: int, outcome: dict[str, Any]) -> None:
-            bar.update(task, completed=done, total=total)
+    def handle(signum: int, frame: object) -> None:
+        if stopping.stop_requested():
+            on_second()
+            os._exit(130)
+        stopping.request_stop()
+        console.print("stopping: running renders stop at their next iteration (Ctrl-C again to quit at once)")
 
-        yield listener
+    saved = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 @main.command("serve")
@@ -179,16 +311,12 @@ def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> N
 
     if not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()):  # or a profile, prefect.toml, .env
         _fail(
-            ValueError(
-                "serve needs a Prefect server for its schedule: start one with `prefect server start` "
-                "and set PREFECT_API_URL (embedded mode runs no scheduler)"
-            )
+            "serve needs a Prefect server for its schedule: start one with `prefect server start` "
+            "and set PREFECT_API_URL (embedded mode runs no scheduler)"
         )
-    try:
-        defaults = settings_from(values).model_dump(exclude_unset=True)
-    except NstError as exc:
-        _fail(exc)
+    defaults = defaults_from(values)
     from flows.render_manifest import render_manifest
+    from tasks.manifest import manifest_name
 
     parameters = {"manifest": manifest, "out": out, "defaults": defaults, "executor": executor}
     render_manifest.serve(
@@ -199,14 +327,17 @@ def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> N
 @main.command("gallery")
 @click.argument("out")
 @click.option("--manifest", help="Show this manifest's pairs, in its order (unrendered ones as pending).")
+@endpoint_option
 @setting_options
 def gallery(out: str, manifest: str | None, **values: Any) -> None:
     """Build OUT/gallery/ (index.html and contact_sheet.png) from the results under OUT.
 
     With --manifest, give the setting flags the run was given: pair ids depend on them.
     """
+    from tasks.gallery import build_gallery
+
     try:
-        built = build_gallery(out, manifest, settings_from(values).model_dump(exclude_unset=True))
+        built = build_gallery(out, manifest, defaults_from(values))
     except NstError as exc:
         _fail(exc)
     console.print(f"{built['pairs']} pairs: {built['contents']} contents x {built['styles']} styles", highlight=False)
@@ -215,20 +346,26 @@ def gallery(out: str, manifest: str | None, **values: Any) -> None:
 
 @main.command("validate")
 @click.argument("manifest")
+@endpoint_option
 @setting_options
 def validate(manifest: str, **values: Any) -> None:
-    """Check MANIFEST without rendering: columns, settings, ids, and that every input decodes."""
+    """Check MANIFEST without rendering: columns, settings, ids, that every input decodes, and the weights.
+
+    Prints each problem as `row N, column C: reason` (rows that share one are listed together); exit code 1 if any.
+    """
+    from tasks.manifest import read_manifest
+    from tasks.validation import validate as problems_of
+
     try:
-        parsed = read_manifest(manifest, settings_from(values).model_dump(exclude_unset=True))
+        parsed = read_manifest(manifest, defaults_from(values))
     except NstError as exc:
         _fail(exc)
-    problems = [str(error) for error in parsed.errors]
-    for pair in parsed.pairs:
-        problems += [f"row {pair.row}, column {column}: {reason}" for column, reason in check_inputs(pair)]
+    problems = problems_of(parsed)
     for problem in problems:
-        click.echo(problem)
-    rows = {p.row for p in parsed.pairs} | {e.row for e in parsed.errors if e.row > 1}
-    console.print(f"{len(rows)} rows, {len(problems)} problems", highlight=False)
+        click.echo(str(problem))
+    if parsed.rows == 0 and not problems:
+        _fail(f"{manifest} has a header but no rows", code=1)
+    console.print(f"{parsed.rows} rows, {len(problems)} problems", highlight=False)
     sys.exit(1 if problems else 0)
 
 
@@ -243,6 +380,8 @@ def manifest_group() -> None:
 @setting_options
 def cross(content_dir: str, style_dir: str, **values: Any) -> None:
     """Print a manifest of every image in CONTENT_DIR x every image in STYLE_DIR (setting flags become columns)."""
+    from tasks.manifest import cross_manifest
+
     try:
         given = {k: v for k, v in values.items() if v is not None}
         settings_from(given)
@@ -251,12 +390,16 @@ def cross(content_dir: str, style_dir: str, **values: Any) -> None:
         _fail(exc)
 
 
-def _fail(exc: Exception) -> NoReturn:
-    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-    sys.exit(2)
+def _fail(problem: Exception | str, code: int = 2) -> NoReturn:
+    console.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 def _render_with_progress(content: str, styles: list[str], settings: Settings) -> RenderResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from nst_core import StepInfo, render
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
@@ -15,21 +13,20 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
+from tasks import progress, stopping
+from tasks.failures import failure_of
+from tasks.inputs import forget_run
 from tasks.manifest import Pair, manifest_name
-from tasks.render import build_gallery_task, load_manifest, render_pair, select_pairs
+from tasks.render import build_gallery_task, check_output, load_manifest, render_pair, select_pairs
 from tasks.report import artifact_key, markdown_report, row_problems, summarise, table_rows
+from tasks.retries import DEFAULT_RETRY_FOR_S
+from tasks.run_pair import RunOptions
 
-__all__ = ["progress_listeners", "render_manifest", "render_pairs"]
-
-# Called as (finished, total, outcome) whenever a pair ends: the CLI's progress bar listens here.
-progress_listeners: list[Callable[[int, int, dict[str, Any]], None]] = []
-
-for _name in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "httpx", "werkzeug"):
-    logging.getLogger(_name).setLevel(logging.WARNING)  # no per-request logs from storage libraries
+__all__ = ["render_manifest", "render_pairs"]
 
 
 def _run_name() -> str:
@@ -45,6 +42,7 @@ def render_manifest(
     log_every: int = 50,
     timeout_s: float | None = None,
     executor: str = "local",
+    retry_for_s: float = DEFAULT_RETRY_FOR_S,
 ) -> dict[str, Any]:
     """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
 
@@ -56,56 +54,80 @@ def render_manifest(
         log_every: log the loss terms every N iterations.
         timeout_s: give up on a pair after this many seconds.
         executor: ``local``, ``dask-local`` or ``tcp://host:port`` (see ``flows.executors``).
+        retry_for_s: retry transient storage and network errors for up to this many seconds.
     """
     start = time.perf_counter()
     logger = get_run_logger()
+    options = RunOptions(out, str(flow_run.get_id()), timeout_s, retry_for_s, force)
+    check_output(options)
     parsed = load_manifest(manifest, defaults)
     for error in parsed.errors:
         logger.error("%s: %s", parsed.uri, error)
     todo, skipped = select_pairs(parsed.pairs, out, force)
+    bad = row_problems(parsed)
     logger.info(
         "%d pairs: %d to render, %d finished already, %d bad rows",
-        len(parsed.pairs) + len(row_problems(parsed)),
+        len(parsed.pairs) + len(bad),
         len(todo),
         len(skipped),
-        len(row_problems(parsed)),
+        len(bad),
     )
+    progress.emit(progress.RunPlanned(len(todo), len(skipped), bad, flow_run.get_flow_run_ui_url()))
     key = artifact_key(parsed)
     renders = render_pairs.with_options(task_runner=task_runner(executor), flow_run_name=f"render-pairs-{key}")
-    outcomes = renders(todo, out, log_every, timeout_s, cluster_has_gpus(executor), key) if todo else []
-    gallery = build_gallery_task(out, manifest, defaults)
+    outcomes = renders(todo, options, log_every, cluster_has_gpus(executor), key) if todo else []
+    forget_run(options.run)
+    if stopping.stop_requested():
+        gallery = {"error": "not rebuilt: the run was stopped"}
+    else:
+        gallery = build_gallery_task(out, manifest, defaults)
     summary = {**summarise(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
     create_table_artifact(table_rows(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
     create_markdown_artifact(markdown_report(summary), key=f"{key}-report", description=f"Run of {manifest}")
     logger.info(
-        "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d in %(total_s).1f s; outputs in %(out)s", summary
+        "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d, cancelled %(cancelled)d in %(total_s).1f s; "
+        "outputs in %(out)s",
+        summary,
     )
     return summary
 
 
 @flow(name="render-pairs", validate_parameters=False)
 def render_pairs(
-    pairs: list[Pair], out: str, log_every: int, timeout_s: float | None, gpu_resources: bool, key: str
+    pairs: list[Pair], options: RunOptions, log_every: int, gpu_resources: bool, key: str
 ) -> list[dict[str, Any]]:
     """Fan the pairs out to render tasks on this flow's task runner; one GPU each where workers have GPUs."""
     with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
-        futures = render_pair.with_options(timeout_seconds=timeout_s).map(
-            pairs, out=unmapped(out), log_every=unmapped(log_every)
-        )
+        futures = render_pair.map(pairs, options=unmapped(options), log_every=unmapped(log_every))
     return _collect(dict(zip(futures, pairs, strict=True)), key)
 
 
-def _collect(futures: dict[Any, Pair], key: str) -> list[dict[str, Any]]:
-    """Wait for the render tasks, updating the progress artifact (and listeners) as each ends."""
+def _collect(futures: dict[PrefectFuture[Any], Pair], key: str) -> list[dict[str, Any]]:
+    """Wait for the render tasks, updating the progress artifact as each ends; after Ctrl-C, start no more."""
     artifact = create_progress_artifact(0.0, key=key, description="pairs rendered")
     outcomes = []
     for done, future in enumerate(as_completed(list(futures)), start=1):
-        pair = futures[future]
-        try:
-            outcomes.append({"status": "rendered", **future.result()})
-        except Exception as exc:
-            outcomes.append({"status": "failed", "pair_id": pair.pair_id, "row": pair.row, "reason": str(exc)})
+        if stopping.stop_requested():
+            for other in futures:
+                other.wrapped_future.cancel()  # only those not started yet; running renders stop themselves
+        outcomes.append(_outcome(future, futures[future]))
+        progress.emit(progress.PairEnded(outcomes[-1]))
         update_progress_artifact(artifact, 100 * done / len(futures))
-        for listener in progress_listeners:
-            listener(done, len(futures), outcomes[-1])
     return outcomes
+
+
+def _outcome(future: PrefectFuture[Any], pair: Pair) -> dict[str, Any]:
+    """What a render task returned (a failed pair's outcome is its Failed state's data)."""
+    base = {"pair_id": pair.pair_id, "row": pair.row}
+    if future.wrapped_future.cancelled():
+        return {**base, "status": "cancelled", "reason": "not started (Ctrl-C)"}
+    try:
+        outcome = future.result(raise_on_failure=False)
+    except Exception as exc:  # the task could not run at all (a worker died, the API went away)
+        outcome = exc
+    if isinstance(outcome, dict):
+        return outcome
+    reason = (
+        failure_of(outcome).reason if isinstance(outcome, BaseException) else f"the render task ended with {outcome!r}"
+    )
+    return {**base, "status": "failed", "reason": reason}

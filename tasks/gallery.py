@@ -18,7 +18,7 @@ import fsspec
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tasks.gallery_images import Store, contact_sheet, input_images, result_thumbnails
-from tasks.loss_chart import loss_chart
+from tasks.loss_chart import Chart, loss_chart
 from tasks.manifest import GALLERY, read_manifest
 from tasks.storage import FAILURE, MARKER
 
@@ -135,7 +135,7 @@ def _detail_page(entry: Entry, thumbs: dict[str, str], inputs: dict[str, dict[st
         "style": settings.get("style_weight", 1),
         "tv": settings.get("tv_weight", 1),
     }
-    chart = loss_chart(entry.losses_csv, weights) if entry.losses_csv else None
+    chart = _chart(entry.losses_csv, weights)
     result = f"../../{quote(entry.pair_id, safe='')}/result.png" if entry.status == "rendered" else None
     return _ENV.get_template("pair.html.j2").render(
         e=entry,
@@ -146,6 +146,14 @@ def _detail_page(entry: Entry, thumbs: dict[str, str], inputs: dict[str, dict[st
         name=_name,
         thumb=thumbs.get(entry.pair_id),
     )
+
+
+def _chart(losses_csv: str, weights: dict[str, float]) -> Chart | None:
+    """The loss chart, or None for a missing or damaged ``losses.csv``."""
+    try:
+        return loss_chart(losses_csv, weights) if losses_csv else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _label_variants(entries: list[Entry]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from nst_core import InputError
 from nst_core.images import decode_image, read_bytes
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Store", "contact_sheet", "input_images", "result_thumbnails"]
 
 THUMB, PREVIEW, CELL = 240, 768, 160
+log = logging.getLogger(__name__)
 CONTACT_SHEET = "contact_sheet.png"
 
 
@@ -98,16 +99,24 @@ def contact_sheet(
     return CONTACT_SHEET
 
 
+# Any file may be damaged, huge or missing: the gallery leaves its picture out and never fails for it.
+
+
 def _input_files(uri: str) -> dict[str, bytes] | None:
     try:
-        image = decode_image(read_bytes(uri, "input image"), uri)
-    except (InputError, OSError):  # a missing or unreachable input: its thumbnail is left out
+        image = decode_image(read_bytes(uri, "input image"), uri, "input image")
+        return {".jpg": _encode(image, THUMB), "-preview.jpg": _encode(image, PREVIEW)}
+    except Exception as exc:
+        log.debug("gallery: no picture of %s: %s", uri, exc)
         return None
-    return {".jpg": _encode(image, THUMB), "-preview.jpg": _encode(image, PREVIEW)}
 
 
 def _jpeg(data: bytes | None, size: int) -> bytes | None:
-    return None if data is None else _encode(Image.open(io.BytesIO(data)).convert("RGB"), size)
+    try:
+        return None if data is None else _encode(decode_image(data, "result"), size)
+    except Exception as exc:
+        log.debug("gallery: no thumbnail: %s", exc)
+        return None
 
 
 def _encode(image: Image.Image, size: int) -> bytes:
@@ -119,9 +128,12 @@ def _encode(image: Image.Image, size: int) -> bytes:
 
 
 def _paste(sheet: Image.Image, data: bytes | None, i: int, j: int) -> None:
-    if data is None:
+    try:
+        image = decode_image(data, "thumbnail") if data is not None else None
+    except Exception:  # a thumbnail cut short by a killed build: its cell stays empty
         return
-    image = Image.open(io.BytesIO(data)).convert("RGB")
+    if image is None:
+        return
     image.thumbnail((CELL - 8, CELL - 8))
     sheet.paste(image, (i * CELL + (CELL - image.width) // 2, j * CELL + (CELL - image.height) // 2))
 

@@ -13,7 +13,7 @@ import json
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ import fsspec
 
 from nst_core import InputError, Settings, SettingsError
 from nst_core.images import read_bytes
+from nst_core.networks import RANDOM_WEIGHTS
 from nst_core.settings import INIT_MODES, parse_list
-from nst_core.weights import RANDOM_WEIGHTS
 
 __all__ = ["IMAGE_SUFFIXES", "Manifest", "Pair", "RowError", "cross_manifest", "manifest_name", "read_manifest"]
 
@@ -67,12 +67,18 @@ class RowError:
 @dataclass(frozen=True)
 class Manifest:
     uri: str
-    pairs: list[Pair]
-    errors: list[RowError]
+    pairs: list[Pair]  # the rows that render
+    errors: list[RowError]  # every problem, in file order
+    rejected: list[Pair] = field(default_factory=list)  # bad rows whose inputs can still be checked
 
     @property
     def name(self) -> str:
         return manifest_name(self.uri)
+
+    @property
+    def rows(self) -> int:
+        """How many rows the manifest has (good and bad)."""
+        return len({p.row for p in self.pairs} | {e.row for e in self.errors if e.row > 1})
 
 
 def manifest_name(uri: str) -> str:
@@ -81,7 +87,7 @@ def manifest_name(uri: str) -> str:
 
 
 def read_manifest(uri: str, defaults: Mapping[str, Any] | None = None) -> Manifest:
-    """Parse ``uri``; raise ``InputError`` only if the file itself cannot be read."""
+    """Parse ``uri``; raise ``StorageError`` only if the file itself cannot be read."""
     text = read_bytes(uri, "manifest").decode("utf-8-sig")
     reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
     header = [name.strip() for name in reader.fieldnames or []]
@@ -90,18 +96,20 @@ def read_manifest(uri: str, defaults: Mapping[str, Any] | None = None) -> Manife
     if missing:
         return Manifest(uri, [], [RowError(1, column, "required column is missing") for column in missing])
     base = _folder(uri)
-    pairs, errors = [], []
+    pairs, errors, rejected = [], [], []
     for record in reader:
         pair, row_errors = _parse_row(reader.line_num, record, base, defaults or {})
         errors += row_errors
         if pair is not None:
-            pairs.append(pair)
-    return Manifest(uri, *_drop_duplicates(pairs, errors))
+            (rejected if row_errors else pairs).append(pair)
+    kept, duplicates = _drop_duplicates(pairs, errors)
+    return Manifest(uri, kept, sorted(errors, key=lambda e: e.row), rejected + duplicates)
 
 
 def _parse_row(
     row: int, record: dict[str, Any], base: str, defaults: Mapping[str, Any]
 ) -> tuple[Pair | None, list[RowError]]:
+    """The row's pair (None only if its inputs or settings cannot be made out) and all its problems."""
     errors = [RowError(row, "(row)", f"{len(record[_EXTRA])} more fields than the header")] if _EXTRA in record else []
     cells = {k: v.strip() for k, v in record.items() if k != _EXTRA and v is not None}
     for column in ("init", "weights"):  # file references in setting cells are relative to the manifest too
@@ -112,25 +120,38 @@ def _parse_row(
     ]
     errors += [RowError(row, k, "required") for k in REQUIRED if k in cells and not cells[k]]
     errors += [_unknown_column(row, k) for k, v in cells.items() if k not in COLUMNS and v]
-    try:
-        given = {k: v for k, v in cells.items() if k in Settings.model_fields and v}  # blank: the default
-        settings = Settings.from_values({**defaults, **given})
-    except SettingsError as exc:
-        errors += [RowError(row, name, reason) for name, reason in exc.problems]
-    if errors:
+    settings, problems = _row_settings(row, cells, defaults)
+    errors += problems
+    if settings is None or not cells.get("content") or not cells.get("style"):
         return None, errors
     # Paths and URIs may contain commas: only "|" separates styles.
     content, styles = _resolve(cells["content"], base), tuple(_resolve(s, base) for s in _split(cells["style"]))
     if settings.style_weights is not None and len(settings.style_weights) != len(styles):
-        return None, [RowError(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles")]
-    tags = tuple(parse_list(cells.get("tags", "")))
-    pair = Pair("", row, content, styles, settings, tags)
+        errors.append(RowError(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles"))
+    pair = Pair("", row, content, styles, settings, tuple(parse_list(cells.get("tags", ""))))
     user_id = cells.get("id", "")
     if user_id == GALLERY:
-        return None, [RowError(row, "id", f"{GALLERY!r} is reserved for the gallery folder")]
-    if user_id and not SAFE_ID.match(user_id):
-        return None, [RowError(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'")]
-    return _with_id(pair, user_id or _auto_id(pair)), []
+        errors.append(RowError(row, "id", f"{GALLERY!r} is reserved for the gallery folder"))
+    elif user_id and not SAFE_ID.match(user_id):
+        errors.append(RowError(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'"))
+    return _with_id(pair, user_id if user_id and not errors else _auto_id(pair)), errors
+
+
+def _row_settings(
+    row: int, cells: dict[str, str], defaults: Mapping[str, Any]
+) -> tuple[Settings | None, list[RowError]]:
+    """The row's settings and their problems; with problems, the settings without the bad cells (to check inputs)."""
+    given = {k: v for k, v in cells.items() if k in Settings.model_fields and v}  # blank: the default
+    try:
+        return Settings.from_values({**defaults, **given}), []
+    except SettingsError as exc:
+        problems = exc.problems
+    errors = [RowError(row, name, reason) for name, reason in problems]
+    try:
+        good = {k: v for k, v in given.items() if k not in {name for name, _ in problems}}
+        return Settings.from_values({**defaults, **good}), errors
+    except SettingsError:  # bad run defaults, or problems that depend on each other
+        return None, errors
 
 
 def _unknown_column(row: int, column: str) -> RowError:
@@ -138,16 +159,18 @@ def _unknown_column(row: int, column: str) -> RowError:
     return RowError(row, column, "unknown setting" + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
-def _drop_duplicates(pairs: list[Pair], errors: list[RowError]) -> tuple[list[Pair], list[RowError]]:
+def _drop_duplicates(pairs: list[Pair], errors: list[RowError]) -> tuple[list[Pair], list[Pair]]:
+    """(first row of each id, later rows with the same id); each later row gets an error."""
     first: dict[str, int] = {}
-    kept = []
+    kept, duplicates = [], []
     for pair in pairs:
         if pair.pair_id in first:
             errors.append(RowError(pair.row, "id", f"duplicate id {pair.pair_id!r} (row {first[pair.pair_id]})"))
+            duplicates.append(pair)
         else:
             first[pair.pair_id] = pair.row
             kept.append(pair)
-    return kept, sorted(errors, key=lambda e: e.row)
+    return kept, duplicates
 
 
 def _with_id(pair: Pair, pair_id: str) -> Pair:
@@ -161,7 +184,8 @@ def _auto_id(pair: Pair) -> str:
 
 
 def _pixel_settings(settings: Settings) -> dict[str, Any]:
-    return settings.model_dump(mode="json", exclude={"device"})  # where it runs does not change the result
+    # Where it runs and the input size limit do not change the result.
+    return settings.model_dump(mode="json", exclude={"device", "max_pixels"})
 
 
 def _slug(text: str) -> str:

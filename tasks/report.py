@@ -7,13 +7,15 @@ from typing import Any
 from tasks.manifest import Manifest, Pair
 from tasks.storage import pair_folder
 
-__all__ = ["artifact_key", "markdown_report", "row_problems", "summarise", "table_rows"]
+__all__ = ["STATUSES", "artifact_key", "markdown_report", "row_problems", "summarise", "table_rows"]
+
+STATUSES = ("rendered", "skipped", "failed", "cancelled")
 
 
 def summarise(
     parsed: Manifest, out: str, outcomes: list[dict[str, Any]], skipped: list[Pair], total_s: float
 ) -> dict[str, Any]:
-    """Counts and one row per pair (rendered, skipped or failed) and per bad manifest row."""
+    """Counts and one row per pair (rendered, skipped, failed or cancelled) and per bad manifest row."""
     by_id = {p.pair_id: p for p in parsed.pairs}
     rows = [_row(by_id[o["pair_id"]], out, o) for o in outcomes]
     rows += [_row(p, out, {"status": "skipped"}) for p in skipped]
@@ -22,7 +24,7 @@ def summarise(
         for row, reason in row_problems(parsed).items()
     ]
     rows.sort(key=lambda r: r["row"])
-    count = {s: sum(r["status"] == s for r in rows) for s in ("rendered", "skipped", "failed")}
+    count = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     return {"manifest": parsed.uri, "out": out, **count, "total_s": total_s, "pairs": rows}
 
 
@@ -48,20 +50,23 @@ def artifact_key(parsed: Manifest) -> str:
 
 def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table rows whose output is a Markdown link (the UI renders it) when the result exists."""
-    return [{**r, "output": f"[result.png]({r['output']})" if r["status"] != "failed" else ""} for r in rows]
+    linked = ("rendered", "skipped")
+    return [{**r, "output": f"[result.png]({r['output']})" if r["status"] in linked else ""} for r in rows]
 
 
 def markdown_report(summary: dict[str, Any]) -> str:
     gallery = summary["gallery"]
     lines = [
         f"# {summary['manifest']}",
-        f"**{summary['rendered']}** rendered, **{summary['skipped']}** skipped, **{summary['failed']}** failed "
-        f"in {summary['total_s']:.1f} s.",
+        f"**{summary['rendered']}** rendered, **{summary['skipped']}** skipped, **{summary['failed']}** failed, "
+        f"**{summary['cancelled']}** cancelled in {summary['total_s']:.1f} s.",
         f"- Outputs: `{summary['out']}`",
-        f"- Gallery: [{gallery['index']}]({gallery['index']}), {gallery['contents']} contents x "
+        f"- Gallery: {gallery['error']}"
+        if "error" in gallery
+        else f"- Gallery: [{gallery['index']}]({gallery['index']}), {gallery['contents']} contents x "
         f"{gallery['styles']} styles",
     ]
-    if gallery["contact_sheet"]:
+    if gallery.get("contact_sheet"):
         lines.append(f"\n![contact sheet]({gallery['contact_sheet']})")
     failed = [r for r in summary["pairs"] if r["status"] == "failed"]
     lines += ["", "## Failed", *(f"- row {r['row']} {r['id']}: {r['reason']}" for r in failed)] if failed else []

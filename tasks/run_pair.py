@@ -1,57 +1,148 @@
-"""Render one manifest pair and store its outputs: the body of the ``render_pair`` task."""
+"""One manifest pair from start to end: lease, inputs, render, outputs; the body of the ``render_pair`` task.
+
+Whatever goes wrong with one pair (its inputs, settings, weights, storage, the render itself) becomes
+that pair's outcome with a one-line reason, and its ``failed.json``; nothing here ends the run. A pair
+stopped by Ctrl-C or held by another run leaves its folder as it was.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
 import pandas as pd
+from PIL import Image
 
 from nst_core import RenderResult, StepInfo, render
-from nst_core.images import decode_image, encode_image, read_bytes
+from nst_core.images import decode_image, encode_image
+from tasks import stopping
+from tasks.failures import failure_of
+from tasks.inputs import fetch
+from tasks.leases import Holder, Lease, acquire
 from tasks.manifest import Pair
-from tasks.storage import pair_folder, write_pair
+from tasks.retries import DEFAULT_RETRY_FOR_S, retry_transient
+from tasks.storage import finished, pair_folder, write_failure, write_pair
 
-__all__ = ["RESULT", "failure_record", "run_pair"]
+__all__ = ["RESULT", "RunOptions", "failure_record", "run_pair"]
 
 RESULT = "result.png"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What every pair of a run shares."""
+
+    out: str  # output root, a path or URI
+    run: str = "run"  # the run's key: inputs are fetched once per run
+    timeout_s: float | None = None  # give up on a pair after this long
+    retry_for_s: float = DEFAULT_RETRY_FOR_S  # keep retrying transient storage errors this long
+    force: bool = False  # render even if finished
 
 
 def run_pair(
-    pair: Pair, out: str, device: str | None, on_step: Callable[[StepInfo], None] | None = None
+    pair: Pair, options: RunOptions, device: str | None = None, on_step: Callable[[StepInfo], None] | None = None
 ) -> dict[str, Any]:
-    """Read the inputs (keeping their checksums), render, write the outputs; return a small summary."""
-    start, started_at = time.perf_counter(), datetime.now(UTC).isoformat()
-    data = {pair.content: read_bytes(pair.content, "content image")}
-    data |= {uri: read_bytes(uri, "style image") for uri in pair.styles}
-    content = decode_image(data[pair.content], pair.content, "content image")
-    styles = [decode_image(data[uri], uri, "style image") for uri in pair.styles]
+    """Render ``pair`` into ``options.out`` unless another run holds or finished it; return its outcome.
+
+    The outcome's ``status`` is rendered, skipped, failed or cancelled, with a one-line ``reason``
+    for all but rendered.
+    """
+    start = time.monotonic()
+    base = {"pair_id": pair.pair_id, "row": pair.row, "output": f"{pair_folder(options.out, pair.pair_id)}/{RESULT}"}
+    lease = None
+    try:
+        stopping.check()
+        lease = retry_transient(lambda: acquire(pair_folder(options.out, pair.pair_id)), options.retry_for_s)
+        if isinstance(lease, Holder):
+            return {**base, "status": "skipped", "reason": f"being rendered by another run ({lease})"}
+        if not options.force and retry_transient(
+            lambda: finished(options.out, pair.pair_id, pair.fingerprint), options.retry_for_s
+        ):
+            return {**base, "status": "skipped", "reason": "finished by another run"}
+        return {**base, "status": "rendered", **_render_and_store(pair, options, device, on_step, start)}
+    except stopping.Stopped as exc:
+        return {**base, "status": "cancelled", "reason": str(exc)}
+    except Exception as exc:
+        return _failed(pair, options, base, exc, device)
+    finally:
+        if isinstance(lease, Lease):
+            lease.release()
+
+
+def _render_and_store(
+    pair: Pair,
+    options: RunOptions,
+    device: str | None,
+    on_step: Callable[[StepInfo], None] | None,
+    start: float,
+) -> dict[str, Any]:
+    started_at = datetime.now(UTC).isoformat()
+    data: dict[str, bytes] = {}
+
+    def image(uri: str, role: str) -> Image.Image:
+        data[uri] = fetch(uri, role, options.run, options.retry_for_s)
+        return decode_image(data[uri], uri, role, max_pixels=pair.settings.max_pixels)
+
+    content = image(pair.content, "content image")
+    styles = [image(uri, "style image") for uri in pair.styles]
     settings = pair.settings if device is None else pair.settings.model_copy(update={"device": device})
-    result = render(content, styles, settings, on_step=on_step)
-    wall_s = time.perf_counter() - start
+    step = _checked(on_step, None if options.timeout_s is None else (start + options.timeout_s, options.timeout_s))
+    result = retry_transient(lambda: render(content, styles, settings, on_step=step), options.retry_for_s)
+    wall_s = time.monotonic() - start
     checksums = {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()}
-    final = dataclasses.asdict(result.losses[-1])
     marker = {
         "pair_id": pair.pair_id,
         "fingerprint": pair.fingerprint,
-        "final": final,
+        "final": dataclasses.asdict(result.losses[-1]),
         "wall_s": wall_s,
         "device": result.device,
         "worker": f"{socket.gethostname()}:{os.getpid()}",  # the process that rendered it
         "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(),
     }
-    write_pair(out, pair.pair_id, _files(pair, result, checksums, wall_s), marker)
-    return {**marker, "row": pair.row, "output": f"{pair_folder(out, pair.pair_id)}/{RESULT}"}
+    files = _files(pair, result, checksums, wall_s)
+    retry_transient(lambda: write_pair(options.out, pair.pair_id, files, marker), options.retry_for_s)
+    return marker
+
+
+def _checked(
+    on_step: Callable[[StepInfo], None] | None, deadline: tuple[float, float] | None
+) -> Callable[[StepInfo], None]:
+    """``on_step``, after stopping at the iteration where Ctrl-C or the timeout came."""
+
+    def step(info: StepInfo) -> None:
+        stopping.check()
+        if deadline is not None and time.monotonic() > deadline[0]:
+            raise TimeoutError(f"timed out after {deadline[1]:g} s (--timeout)")
+        if on_step is not None:
+            on_step(info)
+
+    return step
+
+
+def _failed(
+    pair: Pair, options: RunOptions, base: dict[str, Any], exc: BaseException, device: str | None
+) -> dict[str, Any]:
+    """The failed outcome, recorded in the pair's ``failed.json`` where the store allows."""
+    failure = failure_of(exc, pair.settings, device)
+    try:
+        record = failure_record(pair, failure.reason, failure.traceback)
+        retry_transient(lambda: write_failure(options.out, pair.pair_id, record), min(options.retry_for_s, 30))
+    except Exception as write_error:  # the store itself is the problem: the reason is reported anyway
+        log.warning("could not record the failure of %s: %s", pair.pair_id, write_error)
+    return {**base, "status": "failed", "reason": failure.reason, "traceback": failure.traceback}
 
 
 def _files(pair: Pair, result: RenderResult, checksums: dict[str, str], wall_s: float) -> dict[str, bytes]:
@@ -83,7 +174,7 @@ def _metadata(pair: Pair, result: RenderResult, checksums: dict[str, str], wall_
     }
 
 
-def failure_record(pair: Pair, error: BaseException) -> dict[str, Any]:
+def failure_record(pair: Pair, reason: str, traceback: str = "") -> dict[str, Any]:
     """What ``failed.json`` holds: enough for the gallery to place the pair and show its error."""
     return {
         "pair_id": pair.pair_id,
@@ -92,6 +183,7 @@ def failure_record(pair: Pair, error: BaseException) -> dict[str, Any]:
         "styles": [{"uri": uri} for uri in pair.styles],
         "tags": list(pair.tags),
         "settings": pair.settings.model_dump(mode="json"),
-        "error": f"{type(error).__name__}: {error}",
+        "error": reason,
+        "traceback": traceback,
         "failed_at": datetime.now(UTC).isoformat(),
     }

@@ -4,37 +4,65 @@
 ``snapshots/NNNNN.png`` and, written last, the completion marker ``done.json``. A folder without
 the marker is unfinished and is rendered again. On a local disk all files are staged in a hidden
 folder and renamed into place together, so ``result.png`` never exists without its marker; on an
-object store each file is one atomic PUT and the marker goes last.
+object store each file is one atomic PUT and the marker goes last. Every error is a ``StorageError``
+naming the output and the cause; callers retry the transient ones (``tasks.retries``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shutil
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-__all__ = ["FAILURE", "MARKER", "finished", "pair_folder", "read_json", "write_failure", "write_pair"]
+from nst_core.io_errors import storage_error
+from tasks.leases import LEASE
+
+__all__ = [
+    "FAILURE",
+    "MARKER",
+    "check_writable",
+    "finished",
+    "pair_folder",
+    "read_json",
+    "write_failure",
+    "write_pair",
+]
 
 MARKER = "done.json"
 FAILURE = "failed.json"
+T = TypeVar("T")
 
 
 def pair_folder(out: str, pair_id: str) -> str:
     return f"{out.rstrip('/')}/{pair_id}"
 
 
-def read_json(uri: str) -> dict[str, Any] | None:
-    """The JSON object at ``uri``, or None if there is none."""
+def _as_output_error(uri: str, op: Callable[[], T]) -> T:
     try:
-        with fsspec.open(uri, "rb") as f:
-            return json.loads(f.read())
-    except FileNotFoundError:
-        return None
+        return op()
+    except Exception as exc:
+        raise storage_error(exc, "output", uri) from exc
+
+
+def read_json(uri: str) -> dict[str, Any] | None:
+    """The JSON object at ``uri``, or None if there is none (or a damaged one, as a crash may leave)."""
+
+    def read() -> dict[str, Any] | None:
+        try:
+            with fsspec.open(uri, "rb") as f:
+                data = json.loads(f.read())
+        except (FileNotFoundError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    return _as_output_error(uri, read)
 
 
 def finished(out: str, pair_id: str, fingerprint: str) -> bool:
@@ -43,49 +71,87 @@ def finished(out: str, pair_id: str, fingerprint: str) -> bool:
     return marker is not None and marker.get("fingerprint") == fingerprint
 
 
+def check_writable(out: str) -> None:
+    """Create ``out`` if needed and write (then delete) a small file there.
+
+    Raises:
+        StorageError: ``out`` cannot be written (read-only, no access, unreachable ...).
+    """
+
+    def probe() -> None:
+        fs, root = fsspec.url_to_fs(out)
+        fs.makedirs(root, exist_ok=True)
+        path = f"{root.rstrip('/')}/.stylebatch-write-check-{uuid.uuid4().hex}"
+        fs.pipe_file(path, b"")
+        fs.rm_file(path)
+
+    _as_output_error(out, probe)
+
+
 def write_pair(out: str, pair_id: str, files: dict[str, bytes], marker: dict[str, Any]) -> str:
     """Write ``files`` (relative name -> bytes) and then the marker into the pair's folder."""
     files = {**files, MARKER: json.dumps(marker, indent=2).encode()}
-    fs, root = fsspec.url_to_fs(out)
-    folder = f"{root.rstrip('/')}/{pair_id}"
-    if isinstance(fs, LocalFileSystem):
-        _replace_local(folder, files)
-    else:
-        if fs.exists(folder):  # an unfinished, failed or outdated render: the old marker goes with it
-            fs.rm(folder, recursive=True)
-        for name, data in files.items():  # dicts keep order: the marker is last
-            fs.pipe_file(f"{folder}/{name}", data)
-    return pair_folder(out, pair_id)
+    folder = pair_folder(out, pair_id)
+
+    def write() -> None:
+        fs, root = fsspec.url_to_fs(folder)
+        if isinstance(fs, LocalFileSystem):
+            _replace_local(root, files)
+        else:
+            _replace_remote(fs, root, files)
+
+    _as_output_error(folder, write)
+    return folder
 
 
 def write_failure(out: str, pair_id: str, failure: dict[str, Any]) -> None:
     """Record why a pair failed (the gallery shows it); a later success replaces it."""
-    fs, root = fsspec.url_to_fs(out)
-    path = f"{root.rstrip('/')}/{pair_id}/{FAILURE}"
+    path = f"{pair_folder(out, pair_id)}/{FAILURE}"
     data = json.dumps(failure, indent=2).encode()
-    if isinstance(fs, LocalFileSystem):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    else:
-        fs.pipe_file(path, data)
+
+    def write() -> None:
+        fs, local_path = fsspec.url_to_fs(path)
+        if isinstance(fs, LocalFileSystem):
+            os.makedirs(os.path.dirname(local_path), exist_ok=True)
+            tmp = f"{local_path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, local_path)
+        else:
+            fs.pipe_file(local_path, data)
+
+    _as_output_error(path, write)
 
 
 def _replace_local(folder: str, files: dict[str, bytes]) -> None:
     """Stage every file in a hidden sibling folder, then swap it in with one rename."""
     parent = os.path.dirname(folder)
     stage = os.path.join(parent, f".{os.path.basename(folder)}.{uuid.uuid4().hex}.tmp")
-    for name, data in files.items():
-        path = os.path.join(stage, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-    if os.path.exists(folder):  # an unfinished, failed or outdated render: moved away whole, then deleted
+    try:
+        for name, data in files.items():
+            path = os.path.join(stage, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # a failed write (disk full ...) leaves nothing behind
+        raise
+    if os.path.exists(folder):  # an unfinished, failed, leased or outdated render: moved away whole, then deleted
         old = f"{stage}.old"
         os.rename(folder, old)
         os.rename(stage, folder)
         shutil.rmtree(old)
     else:
         os.rename(stage, folder)
+
+
+def _replace_remote(fs: Any, folder: str, files: dict[str, bytes]) -> None:
+    """Delete the old files (one request), then write each file, the marker last.
+
+    The lease stays until its holder releases it, so no other run starts this pair meanwhile.
+    """
+    old = [p for p in fs.find(folder) if posixpath.basename(p) != LEASE] if fs.exists(folder) else []
+    if old:
+        fs.rm(old)
+    for name, data in files.items():  # dicts keep order: the marker is last
+        fs.pipe_file(f"{folder}/{name}", data)

@@ -1,143 +1,131 @@
-"""``stylebatch run``: in-process with click's CliRunner (summary, exit codes, setting flags), and the real console
-script in a subprocess killed with SIGKILL mid-run.
+"""``stylebatch run`` in-process with click's CliRunner: the summary table, failure lines, exit codes, flags.
 
-The subprocess reports to the session's Prefect test server (``PREFECT_API_URL`` of the harness), so it starts no
-server of its own.
+The session's Prefect test server is the configured API (``PREFECT_API_URL`` of the harness), so no
+temporary server starts here; ``tests/faults`` runs the real console script in embedded mode.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from flows.cli import main
-from flows.render_manifest import progress_listeners, render_manifest
-from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs, subprocess_env
+from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-STYLEBATCH = Path(sys.executable).parent / "stylebatch"
 FLAGS = ["--weights", "random:0", "--image-size", "32", "--iterations", "2"]
-# Slow enough that a pair takes ~1.5 s on a 2-core CPU (48 px, 30 L-BFGS iterations), so a kill lands mid-batch.
-SLOW = {"weights": "random:0", "image_size": 48, "iterations": 30}
-SUMMARY = re.compile(r"rendered(\d+),skipped(\d+),failed(\d+)in([\d.]+)s;outputsin")
-STAGING = re.compile(r"^\.(.+)\.[0-9a-f]{32}\.tmp$")
+TOTALS = re.compile(r"^rendered (\d+), skipped (\d+), failed (\d+), cancelled (\d+) in ([\d.]+) s; outputs in (.+)$")
 
 
-def summary_line(text: str) -> tuple[int, int, int, float, str]:
-    """The CLI's summary line, its last output, read without whitespace (rich wraps long lines)."""
-    flat = "".join(text.split())
-    *_, match = [None, *SUMMARY.finditer(flat)]
-    assert match, text
-    return int(match[1]), int(match[2]), int(match[3]), float(match[4]), flat[match.end() :]
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, ["run", *args])
 
 
-def stylebatch(*args: str, cwd: Path, api_url: str, **kwargs: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(STYLEBATCH), *args], cwd=cwd, env=subprocess_env(api_url, cwd / "prefect-home"), **kwargs
-    )
+def totals(stdout: str) -> tuple[int, int, int, int, float, str]:
+    """The summary's last line: counts, seconds and the output root."""
+    match = TOTALS.match(stdout.splitlines()[-1])
+    assert match, stdout
+    return int(match[1]), int(match[2]), int(match[3]), int(match[4]), float(match[5]), match[6]
 
 
-@pytest.fixture
-def listeners() -> Iterator[None]:
-    """The CLI adds a progress listener to the flow module on every call and never removes it: restore the list."""
-    saved = list(progress_listeners)
-    yield
-    progress_listeners[:] = saved
+def table(stdout: str) -> dict[str, list[str]]:
+    """The summary table's rows by row number: [pair, status, time..., reason...] split on runs of spaces."""
+    lines = stdout.splitlines()
+    body = lines[2 : lines.index(next(line for line in lines if line.startswith("gallery: ")))]
+    return {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in body)}
 
 
-def test_run_exits_1_when_a_row_fails(tiny: Tiny, tmp_path: Path, listeners: None) -> None:
+def test_run_exits_1_when_a_row_fails(tiny: Tiny, tmp_path: Path) -> None:
     (c1,), (s1,) = tiny.images(1, 1)
     manifest = tiny.manifest(f"id,content,style,iterations\nok,{c1},{s1},\nlost,nowhere.png,{s1},\nbad,{c1},{s1},x\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", str(manifest), "--out", str(out), *FLAGS])
+    result = run(str(manifest), "--out", str(out), *FLAGS)
 
     assert result.exit_code == 1, result.output
-    assert summary_line(result.stderr)[:3] == (1, 0, 2)
-    flat = "".join(result.stderr.split())
-    assert "failedrow3lost:contentimagenotfound" in flat
-    assert "failedrow4:columniterations" in flat
+    assert totals(result.stdout)[:4] == (1, 0, 2, 0)
+    missing = f"content image {tmp_path.resolve()}/nowhere.png: not found"
+    assert f"row 3 lost: {missing}" in result.stderr.splitlines()  # one line, never wrapped
+    assert any(line.startswith("row 4: column iterations: ") for line in result.stderr.splitlines())
+    assert "Traceback" not in result.output
+    rows = table(result.stdout)
+    assert rows["2"][:2] == ["ok", "rendered"]
+    assert rows["3"] == ["lost", "failed", missing]
+    assert rows["4"][0] == "failed" and rows["4"][1].startswith("column iterations: ")
     assert pair_dirs(out) == {"ok": PAIR_FILES, "lost": {"failed.json"}}
-    again = CliRunner().invoke(main, ["run", str(manifest), "--out", str(out), *FLAGS])
+    assert "Traceback" in json.loads((out / "lost" / "failed.json").read_text())["traceback"]
+
+    again = run(str(manifest), "--out", str(out), *FLAGS)
     assert again.exit_code == 1
-    assert summary_line(again.stderr)[:3] == (0, 1, 2)
+    assert totals(again.stdout)[:4] == (0, 1, 2, 0)
 
 
-def test_run_prints_summary_and_uses_flags_as_defaults(tiny: Tiny, tmp_path: Path, listeners: None) -> None:
+def test_run_prints_summary_and_uses_flags_as_defaults(tiny: Tiny, tmp_path: Path) -> None:
     (c1, c2), (s1, s2) = tiny.images(2, 2)
     manifest = tiny.manifest(f"id,content,style,iterations\na,{c1},{s1},\nb,{c1},{s2},\nc,{c2},{s1},3\nd,{c2},{s2},\n")
     out = tmp_path / "out"
     start = time.perf_counter()
-    result = CliRunner().invoke(main, ["run", str(manifest), "--out", str(out), *FLAGS])
+    result = run(str(manifest), "--out", str(out), *FLAGS)
     wall_s = time.perf_counter() - start
 
     assert result.exit_code == 0, result.output
-    rendered, skipped, failed, total_s, where = summary_line(result.stderr)
-    assert (rendered, skipped, failed, where) == (4, 0, 0, str(out))
-    assert "failed row" not in result.stderr
+    rendered, skipped, failed, cancelled, total_s, where = totals(result.stdout)
+    assert (rendered, skipped, failed, cancelled, where) == (4, 0, 0, 0, str(out))
     assert 0 < total_s <= wall_s + 0.1  # the summary's time is the flow's own
+    assert {row: cells[:2] for row, cells in table(result.stdout).items()} == {
+        "2": ["a", "rendered"],
+        "3": ["b", "rendered"],
+        "4": ["c", "rendered"],
+        "5": ["d", "rendered"],
+    }
+    assert f"gallery: {out}/gallery/index.html" in result.stdout.splitlines()
     assert pair_dirs(out) == {pair_id: PAIR_FILES for pair_id in "abcd"}
     settings = {p: json.loads((out / p / "settings.json").read_text())["settings"] for p in "abcd"}
     assert {p: s["iterations"] for p, s in settings.items()} == {"a": 2, "b": 2, "c": 3, "d": 2}
     assert {s["image_size"] for s in settings.values()} == {32}
     assert {s["weights"] for s in settings.values()} == {"random:0"}
+    # stderr is not a terminal here: plain lines, one per pair, no bars
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("row ")) == [
+        f"row {row} {pair_id}: rendered in {line_time}"
+        for row, pair_id, line_time in sorted((row, cells[0], cells[2]) for row, cells in table(result.stdout).items())
+    ]
+    assert "━" not in result.stderr
 
 
-def wait_for_marker(out: Path, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not list(out.glob("*/done.json")):
-        assert proc.poll() is None, "stylebatch ended before the first pair finished"
-        assert time.monotonic() < deadline, "no pair finished in time"
-        time.sleep(0.05)
+def test_quiet_prints_only_failures_and_the_summary(tiny: Tiny, tmp_path: Path) -> None:
+    (c1,), (s1,) = tiny.images(1, 1)
+    manifest = tiny.manifest(f"id,content,style\nok,{c1},{s1}\nlost,nowhere.png,{s1}\n")
+    result = run(str(manifest), "--out", str(tmp_path / "out"), "--quiet", *FLAGS)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"row 3 lost: content image {tmp_path.resolve()}/nowhere.png: not found"]
+    assert totals(result.stdout)[:4] == (1, 0, 1, 0)
 
 
-def test_sigkill_mid_run_then_rerun_renders_only_unfinished_pairs(tiny: Tiny, tmp_path: Path, prefect_api: str) -> None:
-    manifest = tiny.cross(2, 2)
-    out = tmp_path / "out"
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SLOW.items()]
-    log = (tmp_path / "stylebatch.log").open("wb")
-    proc = stylebatch(
-        "run",
-        str(manifest),
-        "--out",
-        str(out),
-        *flags,
-        cwd=tmp_path,
-        api_url=prefect_api,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_marker(out, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        log.close()
-    assert proc.returncode == -signal.SIGKILL
+def test_verbose_prints_tracebacks_of_failures(tiny: Tiny, tmp_path: Path) -> None:
+    (s1,) = tiny.images(0, 1)[1]
+    manifest = tiny.manifest(f"id,content,style\nlost,nowhere.png,{s1}\n")
+    result = run(str(manifest), "--out", str(tmp_path / "out"), "--verbose", *FLAGS)
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "StorageError" in result.stderr
 
-    folders = pair_dirs(out)
-    torn = {name: files for name, files in folders.items() if "result.png" in files and "done.json" not in files}
-    assert torn == {}
-    finished = {name for name, files in folders.items() if "done.json" in files}
-    assert all(folders[name] == PAIR_FILES for name in finished)
-    assert 1 <= len(finished) < 4
-    hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
-    assert all(STAGING.match(name) for name in hidden), hidden  # a kill may leave a staging folder, never a pair
 
-    summary = render_manifest(str(manifest), str(out), SLOW)
-    assert (summary["rendered"], summary["skipped"], summary["failed"]) == (4 - len(finished), len(finished), 0)
-    assert {row["id"] for row in summary["pairs"] if row["status"] == "skipped"} == finished
-    assert all(files == PAIR_FILES for files in pair_dirs(out).values())
-    assert len(pair_dirs(out)) == 4
+def test_an_unwritable_output_root_is_one_error_before_anything_runs(tiny: Tiny, tmp_path: Path) -> None:
+    manifest = tiny.cross(1, 1)
+    blocker = tmp_path / "renders"
+    blocker.write_text("a file where the output root should be")
+    result = run(str(manifest), "--out", str(blocker), *FLAGS)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: output {blocker}: already exists"
+    assert result.stdout == ""
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert re.fullmatch(r"stylebatch, version \d+\.\d+\.\d+\S*\n", result.stdout)

@@ -15,7 +15,6 @@ from uuid import UUID
 import pandas as pd
 import pytest
 from PIL import Image
-from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -26,14 +25,9 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from prefect.states import Failed
-from prefect.task_engine import TaskRunTimeoutError
 
 from flows.render_manifest import render_manifest
-from nst_core import InputError, SettingsError
 from tasks.gallery import GALLERY
-from tasks.manifest import Pair, read_manifest
-from tasks.render import _transient, render_pair
 from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs, wait_for
 from tests.support import Bucket, WebFolder
 
@@ -272,7 +266,7 @@ def test_bad_rows_fail_with_reasons_while_good_rows_render(tiny: Tiny, tmp_path:
     expected = {
         4: ["colour", "missing"],
         5: ["colour", "unknown setting"],
-        6: ["content image not found", "nowhere.png"],
+        6: ["content image", "nowhere.png: not found"],
         7: ["style image", "corrupt.png", "not an image"],
         8: ["duplicate id", "good-a", "row 2"],
         9: ["../../x", "not a safe folder name"],
@@ -392,53 +386,23 @@ def test_transient_http_errors_on_inputs_are_retried(tiny: Tiny, tmp_path: Path,
     assert counts(summary) == (1, 0, 0), summary["pairs"][0]["reason"]
 
 
-# --- retries -------------------------------------------------------------------------------------------------------
+# --- failed pairs in the UI ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("error", "transient"),
-    [
-        (InputError("content image not found: x.png"), False),
-        (SettingsError([("iterations", "bad")]), False),
-        (TimeoutError("slow"), False),
-        (TaskRunTimeoutError("Scope timed out after 5 second(s)."), False),
-        (ValueError("a bug"), False),
-        (OSError("disk full"), True),
-        (ConnectionError("reset by peer"), True),
-        (FileNotFoundError("gone from the bucket"), True),
-    ],
-    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else None,
-)
-def test_retry_condition(error: Exception, transient: bool) -> None:
-    assert _transient(render_pair, None, Failed(data=error)) is transient
-
-
-@flow(validate_parameters=False)
-def render_with_quick_retries(pair: Pair, out: str) -> tuple[UUID, BaseException | None]:
-    """``render_pair`` in a flow (task logs need a flow run), retrying at once; its task run id and its error."""
-    state = render_pair.with_options(retry_delay_seconds=0)(pair, out, return_state=True)
-    try:
-        state.result()
-    except Exception as exc:
-        return state.state_details.task_run_id, exc
-    return state.state_details.task_run_id, None
-
-
-def test_storage_errors_are_retried_and_bad_inputs_are_not(tiny: Tiny, tmp_path: Path) -> None:
-    """Real task runs: a pair whose output cannot be written runs 3 times (2 retries); a missing input runs once."""
+def test_a_failed_pair_is_a_failed_task_run_with_its_reason(tiny: Tiny, tmp_path: Path) -> None:
+    """Monitoring in the Prefect UI: the failed pair's task run is Failed, its message the one-line reason."""
     tiny.images(1, 1)
     manifest = tiny.manifest("id,content,style\nok,content1.png,style1.png\nlost,nowhere.png,style1.png\n")
-    ok, lost = read_manifest(str(manifest), FAST).pairs
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the output root should be")
-
-    unwritable_run, unwritable_error = render_with_quick_retries(ok, str(blocker))
-    missing_run, missing_error = render_with_quick_retries(lost, str(tmp_path / "out"))
-
-    assert isinstance(unwritable_error, OSError)
-    assert isinstance(missing_error, InputError)
-    assert "content image not found" in str(missing_error)
+    summary, run_id = run(manifest, tmp_path / "out")
+    assert counts(summary) == (1, 0, 1)
+    reason = f"content image {tmp_path.resolve()}/nowhere.png: not found"
+    assert by_status(summary, "failed")["lost"]["reason"] == reason
     with get_client(sync_client=True) as client:
-        assert client.read_task_run(unwritable_run).run_count == 3
-        assert client.read_task_run(missing_run).run_count == 1
-    assert blocker.read_text() == "a file where the output root should be"
+        runs = family(client, run_id)
+        task_runs = {
+            t.name: t for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
+        }
+        assert task_runs["render-lost"].state_name == "Failed"
+        assert task_runs["render-lost"].state.message == reason
+        assert task_runs["render-ok"].state_name == "Completed"
+        assert task_runs["render-lost"].run_count == 1  # a missing input is not retried

@@ -15,9 +15,10 @@ from urllib.parse import unquote, urlsplit
 
 from PIL import Image
 
-from nst_core import InputError, Settings
+from nst_core import Settings
+from tasks.failures import failure_of
 from tasks.manifest import Pair, read_manifest
-from tasks.run_pair import failure_record, run_pair
+from tasks.run_pair import RunOptions, failure_record, run_pair
 from tasks.storage import write_failure, write_pair
 
 if TYPE_CHECKING:
@@ -59,12 +60,7 @@ def read_pairs(manifest: Path) -> list[Pair]:
 
 def render_or_record(pair: Pair, out: str) -> str:
     """What the render task does: render the pair, or write its failure record; return the status."""
-    try:
-        run_pair(pair, out, "cpu")
-    except InputError as exc:
-        write_failure(out, pair.pair_id, failure_record(pair, exc))
-        return "failed"
-    return "rendered"
+    return run_pair(pair, RunOptions(out), "cpu")["status"]
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -142,7 +138,7 @@ class FakePair:
 def fake_failure(out: str, pair: FakePair, error: BaseException) -> None:
     """A failed pair, recorded as the render task records it."""
     real = Pair(pair.pair_id, pair.row, pair.content, pair.styles, pair.settings, pair.tags)
-    write_failure(out, pair.pair_id, failure_record(real, error))
+    write_failure(out, pair.pair_id, failure_record(real, failure_of(error).reason))
 
 
 # --- pages on disk ---------------------------------------------------------------------------------------------

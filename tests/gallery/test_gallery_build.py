@@ -15,7 +15,7 @@ from nst_core import Settings
 from tasks.gallery import build_gallery, read_entries
 from tasks.gallery_images import CELL, THUMB
 from tasks.manifest import read_manifest
-from tasks.run_pair import run_pair
+from tasks.run_pair import RunOptions, run_pair
 from tests.conftest import make_image
 from tests.gallery.gallery_helpers import FAST, FakePair, parse_page, png_bytes, resolved_links, write_manifest
 
@@ -113,8 +113,8 @@ def test_every_pair_has_a_detail_page(small_root: SmallRoot) -> None:
         assert f"<dt>final total loss</dt><dd>{done['final']['total']:.4g}</dd>" in html
         assert "<dt>device</dt><dd>cpu</dd>" in html
     failed = pages[small_root.failed.pair_id].read_text(encoding="utf-8")
-    assert '<p class="error">InputError: content image not found: ' in failed
-    assert "missing.png" in failed
+    assert '<p class="error">content image ' in failed
+    assert "missing.png: not found</p>" in failed
     assert "<svg" not in failed
 
 
@@ -221,7 +221,7 @@ def test_manifest_finds_pairs_rendered_with_the_runs_defaults(tmp_path: Path) ->
     manifest = tmp_path / "m.csv"
     manifest.write_text("content,style\nc.png,s.png\n")
     (pair,) = read_manifest(str(manifest), FAST | {"iterations": 2}).pairs  # what the flow renders
-    run_pair(pair, str(tmp_path / "out"), "cpu")
+    run_pair(pair, RunOptions(str(tmp_path / "out")), "cpu")
 
     defaults = FAST | {"iterations": 2}
     built = build_gallery(str(tmp_path / "out"), str(manifest), defaults)

@@ -41,5 +41,5 @@ def test_gallery_with_a_missing_manifest_fails_clearly(small_root: SmallRoot, tm
 
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert "manifest not found" in result.stderr
+    assert "not found" in result.stderr
     assert "nope.csv" in result.stderr

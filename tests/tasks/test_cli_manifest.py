@@ -23,6 +23,11 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
+def validate(manifest: str, *flags: str) -> Result:
+    """``stylebatch validate`` with random weights (imagenet ones are checked in test_validation)."""
+    return run("validate", manifest, "--weights", "random:0", *flags)
+
+
 def flat(text: str) -> str:
     """Text without whitespace: rich wraps long messages (paths) at the console width."""
     return "".join(text.split())
@@ -40,7 +45,7 @@ def test_validate_a_clean_manifest(tmp_path: Path, content_path: Path, style_pat
     manifest = write(
         tmp_path / "m.csv", "content,style,iterations", "content.png,style.png,3", "style.png,content.png,"
     )
-    result = run("validate", manifest)
+    result = validate(manifest)
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "2 rows, 0 problems" in result.stderr
@@ -63,41 +68,36 @@ def test_validate_reports_every_problem(
         "noinit,content.png,style.png,3,nowhere.png,",  # row 8
         "typo,content.png,style.png,3,,blue",  # row 9
     )
-    result = run("validate", manifest)
+    result = validate(manifest)
     assert result.exit_code == 1, result.output
-    lines = result.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == [
-        "row 3, column iterations",
-        "row 4, column style",
-        "row 5, column id",
-        "row 6, column id",
-        "row 9, column colour",
-        "row 7, column style",
-        "row 7, column style",
-        "row 8, column init",
-    ]
-    assert lines[1] == "row 4, column style: required"
-    assert lines[3] == "row 6, column id: duplicate id 'ok' (row 2)"
-    assert lines[4].startswith("row 9, column colour: unknown setting")
     base = tmp_path.resolve()
-    assert lines[5] == f"row 7, column style: style image {base}/notes.png is not an image Pillow can read"
-    assert lines[6] == f"row 7, column style: style image not found: {base}/missing.png"
-    assert lines[7] == f"row 8, column init: init image not found: {base}/nowhere.png"
-    assert f"{len(lines)} problems" in result.stderr
+    assert result.stdout.splitlines() == [  # in file order; an unknown column hides no other problem
+        "row 3, column iterations: Input should be greater than or equal to 1 (got '-3')",
+        "row 4, column style: required",
+        "row 5, column id: '../up' is not a safe folder name: use letters, digits, '.', '_', '-'",
+        "row 6, column id: duplicate id 'ok' (row 2)",
+        f"row 7, column style: style image {base}/notes.png: not an image Pillow can read",
+        f"row 7, column style: style image {base}/missing.png: not found",
+        f"row 8, column init: init image {base}/nowhere.png: not found",
+        result.stdout.splitlines()[-1],
+    ]
+    assert result.stdout.splitlines()[-1].startswith("row 9, column colour: unknown setting")
+    assert "8 rows, 8 problems" in result.stderr
 
 
 def test_validate_counts_rows_not_errors(tmp_path: Path, content_path: Path, style_path: Path) -> None:
     manifest = write(
-        tmp_path / "m.csv", "content,style,iterations,backbone", "content.png,style.png,,", "a,b,-3,resnet"
+        tmp_path / "m.csv", "content,style,iterations,backbone", "content.png,style.png,,", "content.png,b,-3,resnet"
     )
-    result = run("validate", manifest)
+    result = validate(manifest)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0] == "row 3, column iterations: Input should be greater than or equal to 1 (got '-3')"
     assert lines[1].startswith("row 3, column backbone: ")
     assert "'resnet'" in lines[1]
-    assert len(lines) == 2
-    assert "2 rows, 2 problems" in result.stderr  # two data rows, one of them with two problems
+    assert lines[2] == f"row 3, column style: style image {tmp_path.resolve()}/b: not found"  # checked all the same
+    assert len(lines) == 3
+    assert "2 rows, 3 problems" in result.stderr  # two data rows, one of them with three problems
 
 
 def test_validate_setting_flags_are_defaults_for_blank_cells(
@@ -110,24 +110,31 @@ def test_validate_setting_flags_are_defaults_for_blank_cells(
         "content.png,style.png|second.png,",
         "content.png,style.png,1",
     )
-    assert run("validate", manifest, "--style-weights", "0.7|0.3").stdout == ""
-    result = run("validate", manifest, "--style-weights", "0.2|0.3|0.5")
+    assert validate(manifest, "--style-weights", "0.7|0.3").stdout == ""
+    result = validate(manifest, "--style-weights", "0.2|0.3|0.5")
     assert result.exit_code == 1
     assert result.stdout == "row 2, column style_weights: 3 weights for 2 styles\n"
 
 
 def test_validate_bad_flag_or_missing_manifest_exits_2(tmp_path: Path) -> None:
     manifest = write(tmp_path / "m.csv", "content,style", "a.png,b.png")
-    bad_flag = run("validate", manifest, "--iterations", "-3")
+    bad_flag = validate(manifest, "--iterations", "-3")
     assert bad_flag.exit_code == 2
     assert "iterations" in bad_flag.stderr
-    missing = run("validate", str(tmp_path / "nope.csv"))
+    missing = validate(str(tmp_path / "nope.csv"))
     assert missing.exit_code == 2
-    assert flat(f"error: manifest not found: {tmp_path}/nope.csv") in flat(missing.stderr)
+    assert flat(f"error: manifest {tmp_path}/nope.csv: not found") in flat(missing.stderr)
+
+
+def test_validate_a_manifest_without_rows(tmp_path: Path) -> None:
+    result = validate(write(tmp_path / "m.csv", "content,style"))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert flat(f"error: {tmp_path}/m.csv has a header but no rows") in flat(result.stderr)
 
 
 def test_validate_reports_a_missing_required_column(tmp_path: Path) -> None:
-    result = run("validate", write(tmp_path / "m.csv", "content,iterations", "a.png,3"))
+    result = validate(write(tmp_path / "m.csv", "content,iterations", "a.png,3"))
     assert result.exit_code == 1
     assert result.stdout == "row 1, column style: required column is missing\n"
 

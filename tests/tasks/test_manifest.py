@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nst_core import InputError, Settings
+from nst_core import Settings, StorageError
 from tasks.manifest import Manifest, Pair, RowError, read_manifest
 from tasks.storage import pair_folder
 
@@ -144,9 +144,10 @@ def test_manifest_name_is_the_file_stem(tmp_path: Path) -> None:
     assert read(tmp_path, "content,style").name == "manifest"
 
 
-def test_missing_manifest_raises_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="manifest not found"):
+def test_missing_manifest_raises_a_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError) as info:
         read_manifest(str(tmp_path / "nope.csv"))
+    assert str(info.value) == f"manifest {tmp_path}/nope.csv: not found"
 
 
 def test_manifest_on_s3_resolves_relative_paths_to_s3(s3: Bucket) -> None:

@@ -1,0 +1,194 @@
+"""Prefect's API for one ``stylebatch run``: the configured server, or a temporary local one.
+
+Prefect's own embedded mode starts a temporary server that must answer within 20 s, which a cold
+start on a busy machine misses, and leaves it running when it fails, or when the run is killed.
+This module starts the same server (Prefect's ``create_app`` under uvicorn, UI and background
+services off, as embedded mode does) in its own session, so that Ctrl-C in the terminal reaches
+the run and not the server, and stops it after any exit. The server watches its parent and exits
+when it is gone, so even ``kill -9`` of the run leaves no server behind.
+
+Run as ``python -m flows.temporary_server PORT``, it is that server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+
+__all__ = ["STARTUP_TIMEOUT_S", "ServerError", "TemporaryServer", "kill_all", "prefect_api"]
+
+STARTUP_TIMEOUT_S = 120  # unless PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS is set
+TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+_running: set[TemporaryServer] = set()
+
+
+class ServerError(RuntimeError):
+    """No Prefect API could be had; the message is one line saying what to do."""
+
+
+@contextlib.contextmanager
+def prefect_api(while_starting: Callable[[], object] = lambda: None) -> Iterator[tuple[str, bool]]:
+    """(API URL, whether it is a temporary server started here) for the block.
+
+    ``while_starting()`` runs while a temporary server starts (the run's imports overlap its start-up).
+
+    The URL is also set as ``PREFECT_API_URL`` in this process's environment, so that Prefect, and
+    any process the run starts, use it.
+
+    Raises:
+        ServerError: the temporary server did not start in time, or Prefect is set to need a server.
+    """
+    for name, value in TELEMETRY_OFF.items():  # offline machines log telemetry failures; users may opt in
+        os.environ.setdefault(name, value)
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    settings = get_current_settings()
+    if settings.api.url:
+        while_starting()
+        yield str(settings.api.url), False
+        return
+    if not settings.server.ephemeral.enabled:
+        raise ServerError("no Prefect server: set PREFECT_API_URL (Prefect's ephemeral mode is switched off)")
+    ephemeral = settings.server.ephemeral
+    explicit = TIMEOUT_SETTING in os.environ or "startup_timeout_seconds" in ephemeral.model_fields_set
+    with TemporaryServer() as server:
+        while_starting()
+        server.wait_until_healthy(ephemeral.startup_timeout_seconds if explicit else STARTUP_TIMEOUT_S)
+        with _environment(PREFECT_API_URL=server.url), temporary_settings({PREFECT_API_URL: server.url}):
+            try:
+                yield server.url, True
+            finally:
+                _drain_prefect_workers()
+
+
+def _drain_prefect_workers() -> None:
+    """Send the logs and events Prefect still holds while their server is up."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+
+
+class TemporaryServer:
+    """Prefect's API server in a child process of its own session, stopped with its session."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/api"
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop): the server's messages, shown if it fails
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flows.temporary_server", str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal is the run's to handle, not the server's
+        )
+        _running.add(self)
+
+    def __enter__(self) -> TemporaryServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_until_healthy(self, timeout: float) -> None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"Prefect's temporary server exited at start ({self._last_line()}); {_ALTERNATIVE}")
+            with contextlib.suppress(OSError), opener.open(f"{self.url}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+            time.sleep(0.25)
+        raise ServerError(
+            f"Prefect's temporary server did not answer within {timeout:g} s (raise {TIMEOUT_SETTING}); {_ALTERNATIVE}"
+        )
+
+    def stop(self, wait_s: float = 5) -> None:
+        """Stop the server's whole session: politely, then for good."""
+        _running.discard(self)
+        for sig, wait in ((signal.SIGTERM, wait_s), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(wait)
+                break
+        self.log.close()
+
+    def _last_line(self) -> str:
+        self.log.seek(0)
+        lines = [line.strip() for line in self.log.read().decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit code {self.process.returncode}"
+
+
+_ALTERNATIVE = "or start one with `prefect server start` and set PREFECT_API_URL"
+
+
+def kill_all() -> None:
+    """Kill every server started here at once (a second Ctrl-C, interpreter exit)."""
+    for server in list(_running):
+        server.stop(wait_s=0)
+
+
+atexit.register(kill_all)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _exit_with_parent() -> None:
+    """End this process as soon as the process that started it is gone (it was killed, it crashed)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
+
+
+def _serve(port: int) -> None:
+    import uvicorn
+
+    _exit_with_parent()
+    uvicorn.run(
+        "prefect.server.api.server:create_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        lifespan="on",
+    )
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -1,0 +1,171 @@
+"""Leases on pair folders: two runs on one output root render each pair once between them.
+
+``<out>/<pair id>/lease.json`` names the run rendering the pair (owner, host, pid, heartbeat). It is
+created exclusively: on a local disk with ``O_EXCL``, on S3 with a conditional put (``If-None-Match``).
+Its holder renews the heartbeat every ``HEARTBEAT_S`` from a thread. A lease is stale when its
+heartbeat is older than ``STALE_S``, or at once when its process is gone (same host): another run
+takes it over, and only one can (a takeover token created with ``O_EXCL`` on a local disk; a put
+conditional on the stale lease's ETag on S3). Other stores get a best-effort check-then-put.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from nst_core.io_errors import storage_error
+
+__all__ = ["HEARTBEAT_S", "LEASE", "STALE_S", "Holder", "Lease", "acquire"]
+
+LEASE = "lease.json"
+HEARTBEAT_S = 30.0
+STALE_S = 300.0
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lease, and when it last said so."""
+
+    owner: str
+    host: str
+    pid: int
+    heartbeat: float  # seconds since the epoch, the holder's clock
+
+    def __str__(self) -> str:
+        return f"{self.host} pid {self.pid}"
+
+    def stale(self) -> bool:
+        if time.time() - self.heartbeat > STALE_S:
+            return True
+        return self.host == socket.gethostname() and not _alive(self.pid)
+
+
+class Lease:
+    """A lease this process holds on a pair folder; renewed from a thread until released."""
+
+    def __init__(self, fs: Any, path: str, holder: Holder, etag: str | None):
+        self.fs, self.path, self.holder, self.etag = fs, path, holder, etag
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease {path}", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        """Stop renewing and delete the lease if it is still ours (a finished local pair's is gone already)."""
+        self._stop.set()
+        self._thread.join()
+        try:
+            current = _read(self.fs, self.path)
+            if current is not None and current[0].owner == self.holder.owner:
+                self.fs.rm_file(self.path)
+            if isinstance(self.fs, LocalFileSystem):
+                with contextlib.suppress(OSError):  # a pair that left nothing behind leaves no folder either
+                    os.rmdir(os.path.dirname(self.path))
+        except Exception as exc:  # a stale lease is harmless: the next run takes it over
+            log.warning("could not release %s: %s", self.path, storage_error(exc, "lease", self.path).cause)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            holder = Holder(self.holder.owner, self.holder.host, self.holder.pid, time.time())
+            try:
+                self.etag = _put(self.fs, self.path, holder, match=self.etag or "")
+            except Exception as exc:
+                log.warning("could not renew %s: %s", self.path, storage_error(exc, "lease", self.path).cause)
+
+
+def acquire(folder: str) -> Lease | Holder:
+    """Take the lease on pair folder ``folder`` (a path or URI): our ``Lease``, or the live ``Holder`` of it.
+
+    Raises:
+        StorageError: the store could not be reached or written.
+    """
+    fs, root = fsspec.url_to_fs(folder)
+    path = f"{root.rstrip('/')}/{LEASE}"
+    mine = Holder(uuid.uuid4().hex, socket.gethostname(), os.getpid(), time.time())
+    try:
+        fs.makedirs(root, exist_ok=True)
+        current = _read(fs, path)
+        if current is None:
+            return Lease(fs, path, mine, _put(fs, path, mine, match=None))
+        holder, etag = current
+        if not holder.stale():
+            return holder
+        if isinstance(fs, LocalFileSystem):
+            _create(fs, f"{path}.takeover-{holder.owner}", b"")  # only one run takes over this stale lease
+        log.info("taking over the stale lease of %s on %s", holder, folder)
+        return Lease(fs, path, mine, _put(fs, path, mine, match=etag or ""))
+    except FileExistsError:  # another run was quicker
+        current = _read(fs, path)
+        return current[0] if current is not None else Holder("", "another run", 0, time.time())
+    except Exception as exc:
+        raise storage_error(exc, "output", folder) from exc
+
+
+def _read(fs: Any, path: str) -> tuple[Holder, str | None] | None:
+    """The lease at ``path`` and its ETag (None on a local disk), or None if there is none."""
+    try:
+        etag = None if isinstance(fs, LocalFileSystem) else fs.info(path).get("ETag")
+        data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    try:
+        return Holder(**json.loads(data)), etag
+    except (ValueError, TypeError):  # being written, or not ours: held, as of its file's time
+        return Holder("", "unknown", 0, fs.modified(path).timestamp()), etag
+
+
+def _put(fs: Any, path: str, holder: Holder, match: str | None) -> str | None:
+    """Write the lease: create it (``match`` None), or replace the version ``match`` ("" for any)."""
+    data = json.dumps(asdict(holder)).encode()
+    if isinstance(fs, LocalFileSystem):
+        if match is None:
+            _create(fs, path, data)
+        else:
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            fs.pipe_file(tmp, data)
+            os.replace(tmp, path)
+        return None
+    if "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        condition = {"mode": "create"} if match is None else {"IfMatch": match} if match else {}
+        try:
+            out = fs.pipe_file(path, data, **condition)
+        except OSError as exc:
+            if _precondition_failed(exc):  # another run wrote the lease first
+                raise FileExistsError(path) from exc
+            raise
+        return out.get("ETag") if isinstance(out, dict) else None
+    if match is None and fs.exists(path):
+        raise FileExistsError(path)
+    fs.pipe_file(path, data)
+    return None
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    response = getattr(exc.__cause__, "response", None) or {}
+    return isinstance(exc, FileExistsError) or response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
+
+
+def _create(fs: LocalFileSystem, path: str, data: bytes) -> None:
+    with open(path, "xb") as f:  # O_EXCL: fails if it exists
+        f.write(data)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
