@@ -7,7 +7,7 @@ services off, as embedded mode does) in its own session, so that Ctrl-C in the t
 the run and not the server, and stops it after any exit. The server watches its parent and exits
 when it is gone, so even ``kill -9`` of the run leaves no server behind.
 
-Run as ``python -m flows.temporary_server PORT``, it is that server.
+Run as ``python -m flows.temporary_server PORT PARENT_PID``, it is that server.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class TemporaryServer:
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop): the server's messages, shown if it fails
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flows.temporary_server", str(port)],
+            [sys.executable, "-m", "flows.temporary_server", str(port), str(os.getpid())],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -164,9 +164,8 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _exit_with_parent() -> None:
-    """End this process as soon as the process that started it is gone (it was killed, it crashed)."""
-    parent = os.getppid()
+def _exit_with_parent(parent: int) -> None:
+    """End this process as soon as ``parent``, the process that started it, is gone (killed, crashed)."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -176,10 +175,10 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent watch", daemon=True).start()
 
 
-def _serve(port: int) -> None:
+def _serve(port: int, parent: int) -> None:
+    _exit_with_parent(parent)
     import uvicorn
 
-    _exit_with_parent()
     uvicorn.run(
         "prefect.server.api.server:create_app",
         factory=True,
@@ -191,4 +190,4 @@ def _serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import torch
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
+from tests.flows.helpers import Tiny
 from tests.support import Bucket, WebFolder, serve_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +120,24 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
 def web(tmp_path: Path) -> Iterator[WebFolder]:
     """``tmp_path/www`` served over HTTP on 127.0.0.1."""
     yield from serve_folder(tmp_path / "www")
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """One temporary Prefect server (SQLite) for the whole session; yields its API URL.
+
+    Only tests that ask for it (the flow tests, through ``pytestmark``) start it: it takes ~10-15 s.
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline hosts log telemetry failures otherwise
+        with prefect_test_harness(server_startup_timeout=60):
+            yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, pil_image: Callable[..., Any]) -> Tiny:
+    """Tiny images and manifests under ``tmp_path``."""
+    return Tiny(tmp_path, pil_image)

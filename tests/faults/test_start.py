@@ -1,0 +1,84 @@
+"""Start-up: the CLI's help imports nothing heavy, and a slow temporary server still gets its run going."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flows.cli import main
+from tests.faults.faults_helpers import start
+from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
+from tests.support import png_header
+
+HEAVY = ("torch", "torchvision", "prefect", "dask", "distributed", "pandas", "s3fs")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["validate", "--help"], ["render-one", "--help"]])
+def test_help_imports_neither_torch_nor_prefect(args: list[str]) -> None:
+    code = textwrap.dedent(f"""
+        import json, sys
+        from flows.cli import main
+        try:
+            main({args!r})
+        except SystemExit:
+            pass
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})), file=sys.stderr)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "Usage:" in result.stdout
+    assert json.loads(result.stderr.splitlines()[-1]) == []
+
+
+SLOW_SERVER = """
+import sys, time
+if "flows.temporary_server" in sys.orig_argv:
+    time.sleep(21)  # with the server's own start, well over Prefect's own 20 s allowance
+"""
+
+
+def test_a_slow_server_start_and_a_decompression_bomb_do_not_stop_the_run(
+    tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    """Embedded mode on a machine so busy that the server takes over 30 s to start: the run waits and renders.
+
+    One row's style is a decompression bomb (its header declares 400 Mpx): that row fails with the reason,
+    in ``validate``, ``run`` and ``render-one`` alike; the other rows render and the gallery builds.
+    """
+    (c1, c2), (s1,) = tiny.images(2, 1)
+    (tmp_path / "bomb.png").write_bytes(png_header(20_000, 20_000))
+    manifest = tiny.manifest(f"id,content,style\na,{c1},{s1}\nbomb,{c1},bomb.png\nb,{c2},{s1}\n")
+    reason = f"style image {tmp_path.resolve()}/bomb.png: 20000x20000 px (400.0 Mpx) is over the 64 Mpx limit"
+    flags = ["--weights", "random:0", "--image-size", "32", "--iterations", "2"]
+
+    validate = CliRunner().invoke(main, ["validate", str(manifest), *flags])
+    assert validate.exit_code == 1
+    assert validate.stdout == f"row 3, column style: {reason} (setting max_pixels)\n"
+
+    one = CliRunner().invoke(
+        main, ["render-one", str(tmp_path / c1), str(tmp_path / "bomb.png"), "-o", "x.png", *flags]
+    )
+    assert one.exit_code == 2
+    assert one.stderr.strip().splitlines()[-1] == f"error: {reason} (setting max_pixels)"
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_SERVER)
+    out = tmp_path / "out"
+    run = start(
+        "run", str(manifest), "--out", str(out), *flags, env=embedded_env | {"PYTHONPATH": str(site)}, cwd=tmp_path
+    )
+    assert run.wait() == 1, run.stderr
+    assert run.totals() == (2, 0, 1, 0)
+    assert f"row 3 bomb: {reason} (setting max_pixels)" in run.stderr.splitlines()
+    assert "Traceback" not in run.stderr
+    assert pair_dirs(out) == {"a": PAIR_FILES, "b": PAIR_FILES, "bomb": {"failed.json"}}
+    assert (out / "gallery" / "index.html").is_file()
+    gallery = CliRunner().invoke(main, ["gallery", str(out), "--manifest", str(manifest), *flags])
+    assert gallery.exit_code == 0, gallery.output
+    assert "3 pairs" in gallery.stderr
