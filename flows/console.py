@@ -10,6 +10,7 @@ summary. Prefect's own per-task messages reach the terminal only with ``--verbos
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -81,8 +82,11 @@ class RunDisplay(logging.Handler):
 
     def format(self, record: logging.LogRecord) -> str:
         text = record.getMessage()
-        if record.exc_info and self.verbosity == "verbose":
-            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        if self.verbosity == "verbose":  # every source of messages: say which one
+            source = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None) or record.name
+            text = f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {source}: {text}"
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
         return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
 
     def _shows(self, record: logging.LogRecord) -> bool:
@@ -121,10 +125,8 @@ class RunDisplay(logging.Handler):
             self.bars.remove_task(running.task)
         self.bars.advance(self.pairs)
         status, where = outcome["status"], f"row {outcome['row']} {outcome['pair_id']}"
-        if status == "failed":
+        if status == "failed":  # with --verbose, the render task's log above held the traceback
             self._line(f"{where}: {outcome['reason']}", logging.ERROR)
-            if self.verbosity == "verbose" and outcome.get("traceback"):
-                self._line(outcome["traceback"])
         elif not self.live and self.verbosity != "quiet":
             detail = f" in {outcome['wall_s']:.1f} s" if status == "rendered" else f": {outcome.get('reason', '')}"
             self._line(f"{where}: {status}{detail}")

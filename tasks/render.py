@@ -73,8 +73,9 @@ def render_pair(pair: Pair, options: RunOptions, log_every: int = 50) -> dict[st
     with device_slot() as device:
         progress.emit(progress.PairStarted(pair.pair_id, pair.row, pair.settings.iterations))
         outcome = run_pair(pair, options, device, on_step)
-    if outcome["status"] == "failed":
-        return Failed(message=outcome["reason"], data=outcome)
+    if outcome["status"] == "failed":  # the UI shows the reason as the state's message, the traceback as a log
+        logger.error("%s\n%s", outcome["reason"], outcome["traceback"])
+        return Failed(message=outcome["reason"], data={k: v for k, v in outcome.items() if k != "traceback"})
     return outcome
 
 

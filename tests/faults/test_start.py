@@ -82,3 +82,20 @@ def test_a_slow_server_start_and_a_decompression_bomb_do_not_stop_the_run(
     gallery = CliRunner().invoke(main, ["gallery", str(out), "--manifest", str(manifest), *flags])
     assert gallery.exit_code == 0, gallery.output
     assert "3 pairs" in gallery.stderr
+
+
+def test_a_server_that_cannot_start_in_time_is_one_line(
+    tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    """Prefect's own setting, when set, is the allowance; past it: one line naming it and the alternative, exit 2."""
+    manifest = tiny.cross(1, 1)
+    env = embedded_env | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1"}
+    run = start("run", str(manifest), "--out", str(tmp_path / "out"), "--weights", "random:0", env=env, cwd=tmp_path)
+    assert run.wait() == 2
+    assert run.stderr.strip() == (
+        "error: Prefect's temporary server did not answer within 1 s (raise "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); or start one with `prefect server start` and set "
+        "PREFECT_API_URL"
+    )
+    assert run.stdout == ""
+    assert not (tmp_path / "out" / "gallery").exists()

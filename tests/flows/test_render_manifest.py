@@ -386,6 +386,23 @@ def test_transient_http_errors_on_inputs_are_retried(tiny: Tiny, tmp_path: Path,
     assert counts(summary) == (1, 0, 0), summary["pairs"][0]["reason"]
 
 
+def test_an_input_is_fetched_once_per_run_however_many_pairs_use_it(
+    tiny: Tiny, tmp_path: Path, down_web: tuple[WebFolder, dict[str, int]]
+) -> None:
+    """Six pairs share a content image whose server is down: one fetch (with its retries) fails all six."""
+    web, requests = down_web
+    _, style_names = tiny.images(0, 6)
+    manifest = tiny.manifest("content,style\n" + "".join(f"{web.url}/photo.jpg,{s}\n" for s in style_names))
+    summary, _ = run(manifest, tmp_path / "out", retry_for_s=3)
+    assert counts(summary) == (0, 0, 6)
+    reasons = {row["reason"] for row in summary["pairs"]}
+    assert len(reasons) == 1
+    (reason,) = reasons
+    assert reason.startswith(f"content image {web.url}/photo.jpg: HTTP 503 from the server (gave up after ")
+    tries = int(re.search(r"gave up after (\d+) tries", reason)[1])
+    assert requests["/photo.jpg"] <= 3 * tries  # one fetch's tries (fsspec asks 2-3 times each), not six fetches'
+
+
 # --- failed pairs in the UI ----------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,16 @@ from tasks.gallery_images import CELL, THUMB
 from tasks.manifest import read_manifest
 from tasks.run_pair import RunOptions, run_pair
 from tests.conftest import make_image
-from tests.gallery.gallery_helpers import FAST, FakePair, parse_page, png_bytes, resolved_links, write_manifest
+from tests.gallery.gallery_helpers import (
+    FAST,
+    FakePair,
+    fake_failure,
+    parse_page,
+    png_bytes,
+    resolved_links,
+    write_manifest,
+)
+from tests.support import png_header
 
 if TYPE_CHECKING:
     from tests.gallery.conftest import SmallRoot
@@ -267,3 +276,29 @@ def test_fake_pair_folders_hold_what_run_pair_writes(small_root: SmallRoot, tmp_
     assert set(marker["final"]) == set(json.loads((real / "done.json").read_text())["final"])
     real_csv = (real / "losses.csv").read_text().splitlines()[0]
     assert io.StringIO(files["losses.csv"].decode()).readline().strip() == real_csv
+
+
+def test_damaged_huge_and_missing_files_never_stop_the_gallery(tmp_path: Path) -> None:
+    """A corrupt result, a damaged loss log, inputs that are missing, undecodable or bombs: pages are still built."""
+    out = tmp_path / "out"
+    content = tmp_path / "c.png"
+    make_image(1, (40, 32)).save(content)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header(50_000, 50_000))
+    (tmp_path / "notes.png").write_text("not an image")
+    FakePair("corrupt-result", str(content), (str(bomb),)).write(str(out), b"\x89PNG\r\n\x1a\n garbage")
+    damaged = FakePair("damaged-log", str(tmp_path / "gone.png"), (str(tmp_path / "notes.png"),))
+    damaged.write(str(out), png_bytes(make_image(2, (32, 26))))
+    (out / "damaged-log" / "losses.csv").write_text("iteration,content\n1,not-a-number\n")
+    fake_failure(str(out), FakePair("bomb-input", str(bomb), (str(content),)), ValueError("too large"))
+
+    built = build_gallery(str(out))
+
+    assert built["pairs"] == 3
+    gallery = out / "gallery"
+    assert (gallery / "index.html").is_file()
+    assert {page.stem for page in (gallery / "pairs").glob("*.html")} == {"corrupt-result", "damaged-log", "bomb-input"}
+    assert {p.name.split("-")[0] for p in (gallery / "thumbs").iterdir()} == {"damaged"}  # no thumbnail of garbage
+    assert "<svg" not in (gallery / "pairs" / "damaged-log.html").read_text(encoding="utf-8")
+    assert "ValueError: too large" in (gallery / "pairs" / "bomb-input.html").read_text(encoding="utf-8")
+    assert (gallery / "contact_sheet.png").is_file()
