@@ -192,23 +192,17 @@ def run(
     from tasks import stopping
 
     defaults = defaults_from(values)
+    flow_args = dict(force=force, log_every=log_every, timeout_s=timeout_s, executor=executor, retry_for_s=retry_for_s)
+    verbosity = "quiet" if quiet else "verbose" if verbose else "normal"
     with _interrupts(on_second=kill_all):
-        _check_output(out, retry_for_s)
         try:
+            _check_output(out, retry_for_s)
             with prefect_api(while_starting=lambda: importlib.import_module("flows.render_manifest")) as (_, temporary):
-                summary = _run_flow(
-                    manifest,
-                    out,
-                    defaults,
-                    dict(force=force, log_every=log_every, timeout_s=timeout_s, executor=executor),
-                    retry_for_s,
-                    "quiet" if quiet else "verbose" if verbose else "normal",
-                    not temporary,
-                )
+                summary = _run_flow(manifest, out, defaults, flow_args, verbosity, not temporary)
         except ServerError as exc:
             _fail(exc)
-    if summary is None:
-        _fail("stopped before the run started", code=130)
+        except stopping.Stopped:
+            _fail("stopped before the run started", code=130)
     from flows.console import print_summary
 
     print_summary(summary, Console())
@@ -230,12 +224,11 @@ def _run_flow(
     manifest: str,
     out: str,
     defaults: dict[str, Any],
-    options: dict[str, Any],
-    retry_for_s: float,
+    flow_args: dict[str, Any],
     verbosity: Literal["quiet", "normal", "verbose"],
     ui_url: bool,
-) -> dict[str, Any] | None:
-    """The flow's summary (None if stopped before it began); its own failure becomes one line, exit 1."""
+) -> dict[str, Any]:
+    """The flow's summary; its own failure becomes one line (exit 2 for what a user can fix, else 1)."""
     from prefect import tags
 
     from flows.console import RunDisplay
@@ -243,11 +236,12 @@ def _run_flow(
     from tasks import stopping
     from tasks.manifest import manifest_name
 
-    if stopping.stop_requested():
-        return None
+    stopping.check()
     with RunDisplay(console, verbosity, ui_url), tags("stylebatch", f"manifest-{manifest_name(manifest)}"):
         try:
-            return _in_thread(lambda: render_manifest(manifest, out, defaults, retry_for_s=retry_for_s, **options))
+            return _in_thread(lambda: render_manifest(manifest, out, defaults, **flow_args))
+        except stopping.Stopped:
+            raise
         except NstError as exc:  # the output root or the manifest itself cannot be read
             _fail(exc)
         except Exception as exc:

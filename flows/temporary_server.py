@@ -25,6 +25,8 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
+from tasks import stopping
+
 __all__ = ["STARTUP_TIMEOUT_S", "ServerError", "TemporaryServer", "kill_all", "prefect_api"]
 
 STARTUP_TIMEOUT_S = 120  # unless PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS is set
@@ -108,9 +110,11 @@ class TemporaryServer:
         self.stop()
 
     def wait_until_healthy(self, timeout: float) -> None:
+        """Return once the server answers; raise ``ServerError`` after ``timeout`` s, ``Stopped`` on Ctrl-C."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            stopping.check()  # Ctrl-C while it starts
             if self.process.poll() is not None:
                 raise ServerError(f"Prefect's temporary server exited at start ({self._last_line()}); {_ALTERNATIVE}")
             with contextlib.suppress(OSError), opener.open(f"{self.url}/health", timeout=5) as response:

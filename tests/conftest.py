@@ -141,3 +141,16 @@ def prefect_api() -> Iterator[str]:
 def tiny(tmp_path: Path, pil_image: Callable[..., Any]) -> Tiny:
     """Tiny images and manifests under ``tmp_path``."""
     return Tiny(tmp_path, pil_image)
+
+
+@pytest.fixture
+def offline_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Torch hub cache, and downloads that fail at once (a proxy on a closed port)."""
+    home = tmp_path / "torch-home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    return home

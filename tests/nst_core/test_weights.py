@@ -143,19 +143,6 @@ def test_state_dict_that_does_not_fit(tmp_path: Path, state: dict) -> None:
         load_backbone("squeezenet1_1", str(path), "max", "cpu")
 
 
-@pytest.fixture
-def offline_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Torch hub cache, and downloads that fail at once (a proxy on a closed port)."""
-    home = tmp_path / "torch-home"
-    home.mkdir()
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")
-    for name in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
 def test_imagenet_cache_path_follows_torch_home(offline_torch_home: Path) -> None:
     expected = offline_torch_home / "hub" / "checkpoints" / IMAGENET_FILE
     assert imagenet_cache_path("squeezenet1_1") == expected

@@ -157,18 +157,6 @@ def test_weights_files(tmp_path: Path) -> None:
     assert check_weights("vgg19", "random:3") is None
 
 
-@pytest.fixture
-def offline_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Torch hub cache, and downloads that fail at once (a proxy on a closed port)."""
-    home = tmp_path / "torch-home"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")
-    for name in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
 def test_imagenet_weights_offline(offline_torch_home: Path, image_factory: Callable[..., Path], tmp_path: Path) -> None:
     image_factory("c.png")
     cached = imagenet_cache_path("vgg19")
