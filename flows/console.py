@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from rich import box
@@ -27,12 +26,6 @@ __all__ = ["RunDisplay", "print_summary"]
 
 Verbosity = Literal["quiet", "normal", "verbose"]
 REFRESH_PER_SECOND = 2
-
-
-@dataclass
-class _Running:
-    task: TaskID
-    iterations: int
 
 
 class RunDisplay(logging.Handler):
@@ -53,7 +46,7 @@ class RunDisplay(logging.Handler):
             disable=not self.live,
         )
         self.pairs = self.bars.add_task("pairs", total=None, info="starting", visible=self.live)
-        self.running: dict[str, _Running] = {}
+        self.running: dict[str, TaskID] = {}  # pair id -> its bar
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
 
     def __enter__(self) -> RunDisplay:
@@ -109,20 +102,20 @@ class RunDisplay(logging.Handler):
             if self.ui_url and event.ui_url and self.verbosity != "quiet":
                 self._line(f"View at {event.ui_url}")
         elif isinstance(event, progress.PairStarted) and self.live:
-            task = self.bars.add_task(f"  row {event.row} {event.pair_id}", total=event.iterations, info="")
-            self.running[event.pair_id] = _Running(task, event.iterations)
+            bar = self.bars.add_task(f"  row {event.row} {event.pair_id}", total=event.iterations, info="")
+            self.running[event.pair_id] = bar
         elif isinstance(event, progress.PairStep) and event.pair_id in self.running:
             step = event.step
             speed = step.elapsed_s / step.iteration
             info = f"content {step.content:.3g} style {step.style:.3g} tv {step.tv:.3g}  {speed:.2f} s/it"
-            self.bars.update(self.running[event.pair_id].task, completed=step.iteration, info=info)
+            self.bars.update(self.running[event.pair_id], completed=step.iteration, info=info)
         elif isinstance(event, progress.PairEnded):
             self._pair_ended(event.outcome)
 
     def _pair_ended(self, outcome: dict[str, Any]) -> None:
-        running = self.running.pop(outcome["pair_id"], None)
-        if running is not None:
-            self.bars.remove_task(running.task)
+        bar = self.running.pop(outcome["pair_id"], None)
+        if bar is not None:
+            self.bars.remove_task(bar)
         self.bars.advance(self.pairs)
         status, where = outcome["status"], f"row {outcome['row']} {outcome['pair_id']}"
         if status == "failed":  # with --verbose, the render task's log above held the traceback

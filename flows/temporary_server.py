@@ -91,6 +91,7 @@ class TemporaryServer:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/api"
+        self.started = time.monotonic()
         env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop): the server's messages, shown if it fails
         self.process = subprocess.Popen(
@@ -110,9 +111,9 @@ class TemporaryServer:
         self.stop()
 
     def wait_until_healthy(self, timeout: float) -> None:
-        """Return once the server answers; raise ``ServerError`` after ``timeout`` s, ``Stopped`` on Ctrl-C."""
+        """Return once the server answers; ``ServerError`` ``timeout`` s after its start; ``Stopped`` on Ctrl-C."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
-        deadline = time.monotonic() + timeout
+        deadline = self.started + timeout
         while time.monotonic() < deadline:
             stopping.check()  # Ctrl-C while it starts
             if self.process.poll() is not None:

@@ -97,8 +97,7 @@ class Settings(BaseModel):
     max_pixels: int = Field(
         64_000_000,
         ge=1,
-        description="Refuse input images with more pixels than this (64 Mpx), read from their header before "
-        "decoding.",
+        description="Refuse input images with more pixels than this (64 Mpx), read from their header before decoding.",
     )
 
     @field_validator(*_LIST_FIELDS, mode="before")

@@ -9,6 +9,7 @@ from nst_core import NstError, Settings
 
 __all__ = ["Failure", "failure_of"]
 
+
 @dataclass(frozen=True)
 class Failure:
     reason: str  # one line: what failed and why, in words
@@ -16,10 +17,12 @@ class Failure:
     traceback: str
     transient: bool  # a storage error that might pass: the next run may well succeed
 
+
 def failure_of(exc: BaseException, settings: Settings | None = None, device: str | None = None) -> Failure:
     """Describe ``exc``, raised while rendering a pair with ``settings`` on ``device``."""
     text = "".join(traceback.format_exception(exc)).rstrip()
     return Failure(_reason(exc, settings, device), type(exc).__name__, text, getattr(exc, "transient", False))
+
 
 def _reason(exc: BaseException, settings: Settings | None, device: str | None) -> str:
     if isinstance(exc, NstError | TimeoutError):  # our own errors say what and why
@@ -33,6 +36,7 @@ def _reason(exc: BaseException, settings: Settings | None, device: str | None) -
     if isinstance(exc, MemoryError):
         return "out of memory on the CPU: use a smaller image_size"
     return _one_line(f"{type(exc).__name__}: {exc}")  # unexpected: the traceback says where
+
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())

@@ -101,8 +101,8 @@ def acquire(folder: str) -> Lease | Holder:
         holder, etag = current
         if not holder.stale():
             return holder
-        if isinstance(fs, LocalFileSystem):
-            _create(fs, f"{path}.takeover-{holder.owner}", b"")  # only one run takes over this stale lease
+        if isinstance(fs, LocalFileSystem):  # only one run takes over this stale lease
+            _create(fs, f"{path}.takeover-{holder.owner or int(holder.heartbeat)}", b"")
         log.info("taking over the stale lease of %s on %s", holder, folder)
         return Lease(fs, path, mine, _put(fs, path, mine, match=etag or ""))
     except FileExistsError:  # another run was quicker

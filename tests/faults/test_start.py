@@ -16,6 +16,7 @@ from tests.faults.faults_helpers import start
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 from tests.support import png_header
 
+FAST = ["--weights", "random:0", "--image-size", "32", "--iterations", "2"]
 HEAVY = ("torch", "torchvision", "prefect", "dask", "distributed", "pandas", "s3fs")
 
 
@@ -54,15 +55,12 @@ def test_a_slow_server_start_and_a_decompression_bomb_do_not_stop_the_run(
     (tmp_path / "bomb.png").write_bytes(png_header(20_000, 20_000))
     manifest = tiny.manifest(f"id,content,style\na,{c1},{s1}\nbomb,{c1},bomb.png\nb,{c2},{s1}\n")
     reason = f"style image {tmp_path.resolve()}/bomb.png: 20000x20000 px (400.0 Mpx) is over the 64 Mpx limit"
-    flags = ["--weights", "random:0", "--image-size", "32", "--iterations", "2"]
 
-    validate = CliRunner().invoke(main, ["validate", str(manifest), *flags])
+    validate = CliRunner().invoke(main, ["validate", str(manifest), *FAST])
     assert validate.exit_code == 1
     assert validate.stdout == f"row 3, column style: {reason} (setting max_pixels)\n"
 
-    one = CliRunner().invoke(
-        main, ["render-one", str(tmp_path / c1), str(tmp_path / "bomb.png"), "-o", "x.png", *flags]
-    )
+    one = CliRunner().invoke(main, ["render-one", str(tmp_path / c1), str(tmp_path / "bomb.png"), "-o", "x.png", *FAST])
     assert one.exit_code == 2
     assert one.stderr.strip().splitlines()[-1] == f"error: {reason} (setting max_pixels)"
 
@@ -71,7 +69,7 @@ def test_a_slow_server_start_and_a_decompression_bomb_do_not_stop_the_run(
     (site / "sitecustomize.py").write_text(SLOW_SERVER)
     out = tmp_path / "out"
     run = start(
-        "run", str(manifest), "--out", str(out), *flags, env=embedded_env | {"PYTHONPATH": str(site)}, cwd=tmp_path
+        "run", str(manifest), "--out", str(out), *FAST, env=embedded_env | {"PYTHONPATH": str(site)}, cwd=tmp_path
     )
     assert run.wait() == 1, run.stderr
     assert run.totals() == (2, 0, 1, 0)
@@ -79,7 +77,7 @@ def test_a_slow_server_start_and_a_decompression_bomb_do_not_stop_the_run(
     assert "Traceback" not in run.stderr
     assert pair_dirs(out) == {"a": PAIR_FILES, "b": PAIR_FILES, "bomb": {"failed.json"}}
     assert (out / "gallery" / "index.html").is_file()
-    gallery = CliRunner().invoke(main, ["gallery", str(out), "--manifest", str(manifest), *flags])
+    gallery = CliRunner().invoke(main, ["gallery", str(out), "--manifest", str(manifest), *FAST])
     assert gallery.exit_code == 0, gallery.output
     assert "3 pairs" in gallery.stderr
 
@@ -89,11 +87,14 @@ def test_a_server_that_cannot_start_in_time_is_one_line(
 ) -> None:
     """Prefect's own setting, when set, is the allowance; past it: one line naming it and the alternative, exit 2."""
     manifest = tiny.cross(1, 1)
-    env = embedded_env | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1"}
-    run = start("run", str(manifest), "--out", str(tmp_path / "out"), "--weights", "random:0", env=env, cwd=tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_SERVER)
+    env = embedded_env | {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "5", "PYTHONPATH": str(site)}
+    run = start("run", str(manifest), "--out", str(tmp_path / "out"), *FAST, env=env, cwd=tmp_path)
     assert run.wait() == 2
     assert run.stderr.strip() == (
-        "error: Prefect's temporary server did not answer within 1 s (raise "
+        "error: Prefect's temporary server did not answer within 5 s (raise "
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); or start one with `prefect server start` and set "
         "PREFECT_API_URL"
     )
