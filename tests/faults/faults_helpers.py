@@ -20,8 +20,8 @@ from tests.scale.scale_helpers import BIN, wait_for
 STYLEBATCH = str(BIN / "stylebatch")
 SERVER_MODULE = "flows.temporary_server"
 TOTALS = re.compile(r"^rendered (\d+), skipped (\d+), failed (\d+), cancelled (\d+) in ([\d.]+) s; outputs in (.+)$")
-# ~1.5 s a pair on a 2-core CPU (48 px, 30 L-BFGS iterations, random weights): long enough to be caught mid-render.
-SLOW = ["--weights", "random:0", "--image-size", "48", "--iterations", "30"]
+# ~1 s a pair on a 2-core CPU (48 px, 20 L-BFGS iterations, random weights): long enough to be caught mid-render.
+SLOW = ["--weights", "random:0", "--image-size", "48", "--iterations", "20"]
 
 
 @dataclass

@@ -29,10 +29,10 @@ def test_sigkill_at_any_moment_then_rerun(
 ) -> None:
     """Killed while its server starts, mid-render and after a pair: the rerun finishes only what is left.
 
-    The first two runs start their own server (which must not outlive them); the others use the
+    The runs killed early start their own server (which must not outlive them); the others use the
     session's server, to keep the suite short.
     """
-    manifest = tiny.cross(2, 2)
+    manifest = tiny.cross(1, 4)
     out = tmp_path / "out"
     args = ["run", str(manifest), "--out", str(out), *SLOW]
     moments = {
@@ -70,11 +70,14 @@ def wait_for_render(run: Run, out: Path) -> None:
     assert run.proc.poll() is None, run.stderr
 
 
-def test_ctrl_c_stops_the_run_within_seconds(tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]) -> None:
-    """First SIGINT: running renders stop at their next iteration, no new pair starts, the summary is printed, 130."""
+def test_ctrl_c_stops_the_run_within_seconds(tiny: Tiny, tmp_path: Path, harness_env: dict[str, str]) -> None:
+    """First SIGINT: running renders stop at their next iteration, no new pair starts, the summary is printed, 130.
+
+    With the session's server (the next test covers a run's own server on a second Ctrl-C).
+    """
     manifest = tiny.cross(2, 2)
     out = tmp_path / "out"
-    run = start("run", str(manifest), "--out", str(out), *SLOW[:-1], "100000", env=embedded_env, cwd=tmp_path)
+    run = start("run", str(manifest), "--out", str(out), *SLOW[:-1], "100000", env=harness_env, cwd=tmp_path)
     wait_for_render(run, out)
     stopped = time.monotonic()
     kill(run, signal.SIGINT)

@@ -39,7 +39,7 @@ def test_help_imports_neither_torch_nor_prefect(args: list[str]) -> None:
 SLOW_SERVER = """
 import sys, time
 if "flows.temporary_server" in sys.orig_argv:
-    time.sleep(21)  # with the server's own start, well over Prefect's own 20 s allowance
+    time.sleep(16)  # with the server's own start (5-10 s), over Prefect's own 20 s allowance
 """
 
 

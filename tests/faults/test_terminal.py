@@ -28,7 +28,7 @@ def read_all(fd: int, into: bytearray) -> None:
 
 def test_a_terminal_gets_bars_and_whole_lines(tiny: Tiny, tmp_path: Path, harness_env: dict[str, str]) -> None:
     """A 3 x 2 batch (one content missing): bars while it runs, the failures as whole lines, under 200 KB."""
-    content_names, style_names = tiny.images(2, 2)
+    content_names, style_names = tiny.images(2, 2)  # 4 renders of ~0.5 s
     rows = [f"{c},{s}" for c in [*content_names, "missing.png"] for s in style_names]
     manifest = tiny.manifest("content,style\n" + "\n".join(rows) + "\n")
     flags = ["--weights", "random:0", "--image-size", "32", "--iterations", "20"]
