@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.faults_helpers import assert_no_stray_server, stray_servers
+from tests.faults.faults_helpers import assert_no_stray_server
 from tests.scale.scale_helpers import base_env
 
 
@@ -31,8 +31,8 @@ def harness_env(prefect_api: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def no_stray_server() -> Iterator[None]:
-    """Every scenario ends with no temporary Prefect server left running."""
-    assert not stray_servers(), "a temporary server was running before the test"
+    """Every scenario ends with no temporary Prefect server left running without its run."""
+    assert_no_stray_server()
     yield
     assert_no_stray_server()
 

@@ -80,14 +80,20 @@ def start(*args: str, env: dict[str, str], cwd: Path, name: str = "run") -> Run:
     return Run(proc, out, err, time.monotonic())
 
 
-def stray_servers() -> list[psutil.Process]:
-    """Temporary Prefect servers still running (any stylebatch run's)."""
+def temporary_servers() -> list[tuple[psutil.Process, int]]:
+    """Running temporary Prefect servers (of any stylebatch run), each with the pid of the run that started it."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if SERVER_MODULE in (proc.info["cmdline"] or []):
-                found.append(proc)
+        with contextlib.suppress(psutil.Error, ValueError, IndexError):
+            cmdline = proc.info["cmdline"] or []
+            if SERVER_MODULE in cmdline:
+                found.append((proc, int(cmdline[cmdline.index(SERVER_MODULE) + 2])))
     return found
+
+
+def stray_servers() -> list[psutil.Process]:
+    """Temporary servers whose run is gone: orphans (other tests' live runs may have servers of their own)."""
+    return [proc for proc, parent in temporary_servers() if not psutil.pid_exists(parent)]
 
 
 def assert_no_stray_server(timeout: float = 15) -> None:

@@ -6,9 +6,13 @@ import signal
 import time
 from pathlib import Path
 
-from tests.faults.faults_helpers import SLOW, Run, assert_no_stray_server, kill, start, stray_servers
+from tests.faults.faults_helpers import SLOW, Run, assert_no_stray_server, kill, start, temporary_servers
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 from tests.scale.scale_helpers import wait_for
+
+
+def _has_server(run: Run) -> bool:
+    return any(parent == run.proc.pid for _, parent in temporary_servers())
 
 
 def markers(out: Path) -> dict[str, str]:
@@ -36,7 +40,7 @@ def test_sigkill_at_any_moment_then_rerun(
     out = tmp_path / "out"
     args = ["run", str(manifest), "--out", str(out), *SLOW]
     moments = {
-        "starting": (embedded_env, lambda run: stray_servers() and time.monotonic() - run.started > 2),
+        "starting": (embedded_env, lambda run: _has_server(run) and time.monotonic() - run.started > 2),
         "mid-render": (embedded_env, lambda run: any(out.glob("*/lease.json"))),
         "after a pair": (harness_env, lambda run: any(out.glob("*/done.json"))),
     }

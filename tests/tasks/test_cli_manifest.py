@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+import s3fs
 from click.testing import CliRunner, Result
 from PIL import Image
 
@@ -131,6 +134,20 @@ def test_validate_a_manifest_without_rows(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stdout == ""
     assert flat(f"error: {tmp_path}/m.csv has a header but no rows") in flat(result.stderr)
+
+
+def test_validate_takes_the_endpoint_url_like_run(
+    s3: Bucket, pil_image: Callable[..., Image.Image], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    s3.put("in/c.png", encode_image(pil_image(1), "c.png"))
+    manifest = s3.put("in/m.csv", b"content,style\nc.png,c.png\nc.png,gone.png\n")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    s3fs.S3FileSystem.clear_instance_cache()
+    result = validate(manifest, "--endpoint-url", endpoint)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == f"row 3, column style: style image {s3.uri}/in/gone.png: not found\n"
+    assert os.environ["AWS_ENDPOINT_URL"] == endpoint  # set for s3fs, as run does
 
 
 def test_validate_reports_a_missing_required_column(tmp_path: Path) -> None:
