@@ -72,7 +72,7 @@ def render_manifest(
         len(skipped),
         len(bad),
     )
-    progress.emit(progress.RunPlanned(len(todo), len(skipped), bad, flow_run.get_flow_run_ui_url()))
+    progress.emit(progress.RunPlanned(len(todo), bad, flow_run.get_flow_run_ui_url()))
     key = artifact_key(parsed)
     renders = render_pairs.with_options(task_runner=task_runner(executor), flow_run_name=f"render-pairs-{key}")
     outcomes = renders(todo, options, log_every, cluster_has_gpus(executor), key) if todo else []

@@ -12,7 +12,7 @@ from nst_core.errors import StorageError, WeightsError, WeightsNotFoundError
 from nst_core.images import read_bytes
 from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 
-__all__ = ["load_weights", "read_state_dict"]
+__all__ = ["load_weights"]
 
 
 def load_weights(body: nn.Sequential, backbone: str, weights: str, imagenet: WeightsEnum) -> None:
@@ -23,7 +23,7 @@ def load_weights(body: nn.Sequential, backbone: str, weights: str, imagenet: Wei
     if weights == "imagenet":
         state, source = _imagenet_state_dict(backbone, imagenet), str(imagenet_cache_path(backbone))
     else:
-        state, source = read_state_dict(weights), weights
+        state, source = _read_state_dict(weights), weights
     named = _rename_keys(state, NETWORKS[backbone].layers)
     try:
         body.load_state_dict(named, strict=True)
@@ -62,7 +62,7 @@ def _imagenet_state_dict(backbone: str, imagenet: WeightsEnum) -> dict[str, Tens
         ) from exc
 
 
-def read_state_dict(uri: str) -> dict[str, Tensor]:
+def _read_state_dict(uri: str) -> dict[str, Tensor]:
     """The state dict in the file at ``uri``.
 
     Raises:

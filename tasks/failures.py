@@ -13,15 +13,13 @@ __all__ = ["Failure", "failure_of"]
 @dataclass(frozen=True)
 class Failure:
     reason: str  # one line: what failed and why, in words
-    error_type: str
     traceback: str
-    transient: bool  # a storage error that might pass: the next run may well succeed
 
 
 def failure_of(exc: BaseException, settings: Settings | None = None, device: str | None = None) -> Failure:
     """Describe ``exc``, raised while rendering a pair with ``settings`` on ``device``."""
     text = "".join(traceback.format_exception(exc)).rstrip()
-    return Failure(_reason(exc, settings, device), type(exc).__name__, text, getattr(exc, "transient", False))
+    return Failure(_reason(exc, settings, device), text)
 
 
 def _reason(exc: BaseException, settings: Settings | None, device: str | None) -> str:

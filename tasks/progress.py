@@ -21,7 +21,6 @@ logger = logging.getLogger("stylebatch.progress")
 @dataclass(frozen=True)
 class RunPlanned:
     to_render: int  # pairs handed to render tasks
-    finished: int  # pairs finished already
     bad_rows: dict[int, str]  # manifest line -> its problems
     ui_url: str | None  # the run in the Prefect UI
 

@@ -38,9 +38,3 @@ def test_reason(exc: BaseException, reason: str) -> None:
     assert failure.reason == reason
     assert "\n" not in failure.reason
     assert failure.traceback.startswith("Traceback (most recent call last)")
-    assert failure.error_type == type(exc).__name__
-
-
-def test_transient_storage_errors_are_marked() -> None:
-    assert failure_of(StorageError("output", "x", "connection lost", transient=True)).transient
-    assert not failure_of(ValueError("x")).transient
