@@ -69,7 +69,8 @@ def floor_ms(settings: Settings, image: torch.Tensor, iterations: int) -> float:
     """Mean ms of forward + backward through the cut network alone (what render() uses)."""
     device = image.device
     layers = list(dict.fromkeys(settings.content_layers + settings.style_layers))
-    net = load_backbone(settings.backbone, settings.weights, settings.pooling, str(device)).cut(layers)
+    net = load_backbone(settings.backbone, settings.weights, settings.pooling, str(device))
+    net = net.cut(layers, settings.normalization)
     deepest = list(net.body._modules)[-1]
     x = image.clone().requires_grad_(True)
     _sync(device)
@@ -103,6 +104,7 @@ def run_case(size: int, optimizer: str, precision: str, iterations: int, repeats
     settings = Settings(
         image_size=size,
         iterations=iterations,
+        start_size=0,  # single scale: every iteration at the floor's size
         optimizer=optimizer,
         precision=precision,
         weights="random:0",

@@ -106,7 +106,7 @@ def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any
         _fail_render(exc)
     last = result.losses[-1]
     console.print(
-        f"{result.settings.iterations} iterations on {result.device} in {result.timings.total_s:.1f} s "
+        f"{result.settings.total_iterations} iterations on {result.device} in {result.timings.total_s:.1f} s "
         f"({result.timings.ms_per_iteration:.0f} ms/iteration); final loss {last.total:.4g}"
     )
     click.echo(output)
@@ -392,6 +392,7 @@ def _fail(problem: Exception | str, code: int = 2) -> NoReturn:
 def _render_with_progress(content: str, styles: list[str], settings: Settings) -> RenderResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from flows.console import step_text
     from nst_core import StepInfo, render
 
     columns = (
@@ -403,10 +404,10 @@ def _render_with_progress(content: str, styles: list[str], settings: Settings) -
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("rendering", total=settings.iterations, losses="", speed="")
+        task = progress.add_task("rendering", total=settings.total_iterations, losses="", speed="")
 
         def on_step(step: StepInfo) -> None:
-            losses = f"content {step.content:.3g} style {step.style:.3g} tv {step.tv:.3g} total {step.total:.4g}"
+            losses = f"{step_text(step)} total {step.total:.4g}"
             speed = f"{step.iteration / step.elapsed_s:.1f} it/s"
             progress.update(task, completed=step.iteration, losses=losses, speed=speed)
 

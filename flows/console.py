@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nst_core import StepInfo
 from tasks import progress
 from tasks.report import STATUSES
 
@@ -107,7 +108,7 @@ class RunDisplay(logging.Handler):
         elif isinstance(event, progress.PairStep) and event.pair_id in self.running:
             step = event.step
             speed = step.elapsed_s / step.iteration
-            info = f"content {step.content:.3g} style {step.style:.3g} tv {step.tv:.3g}  {speed:.2f} s/it"
+            info = f"{step_text(step)}  {speed:.2f} s/it"
             self.bars.update(self.running[event.pair_id], completed=step.iteration, info=info)
         elif isinstance(event, progress.PairEnded):
             self._pair_ended(event.outcome)
@@ -123,6 +124,11 @@ class RunDisplay(logging.Handler):
         elif not self.live and self.verbosity != "quiet":
             detail = f" in {outcome['wall_s']:.1f} s" if status == "rendered" else f": {outcome.get('reason', '')}"
             self._line(f"{where}: {status}{detail}")
+
+
+def step_text(step: StepInfo) -> str:
+    """An iteration's multi-scale level and unweighted loss terms, in a few words."""
+    return f"level {step.level} content {step.content:.3g} style {step.style:.3g} tv {step.tv:.3g}"
 
 
 def print_summary(summary: dict[str, Any], stdout: Console) -> None:

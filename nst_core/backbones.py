@@ -25,19 +25,18 @@ from nst_core.weights import load_weights
 __all__ = [
     "BACKBONES",
     "IMAGENET_MEAN",
-    "PIXEL_SCALE",
     "BackboneSpec",
     "FeatureNet",
     "load_backbone",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
-# Images are optimised as RGB in [0, 1], but the network sees (pixel - mean) * 255 with no division
-# by the ImageNet std, as in gordicaleksa/pytorch-neural-style-transfer, whose default loss weights
-# we use ("[0, 255] range works much better than [0, 1]"). torchvision's weights were trained on
-# std-normalised input; as the network is (nearly) positively homogeneous this only scales
-# activations by ~57x, which those default weights are calibrated for.
-PIXEL_SCALE = 255.0
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Images are optimised as RGB in [0, 1]. The network sees (pixel - mean) / std, the input its
+# torchvision weights were trained on; with normalization="reference" it sees (pixel - mean) * 255
+# instead, as in gordicaleksa/pytorch-neural-style-transfer, whose loss weights assume activations
+# ~57x larger.
+INPUT_SCALE = {"target": tuple(1 / s for s in IMAGENET_STD), "reference": (255.0, 255.0, 255.0)}
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,15 @@ BACKBONES: dict[str, BackboneSpec] = {
 class FeatureNet(nn.Module):
     """A frozen feature extractor: image in [0, 1] -> dict of named layer activations."""
 
-    def __init__(self, body: nn.Sequential):
+    def __init__(self, body: nn.Sequential, normalization: str = "target"):
         super().__init__()
         self.body = body
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(INPUT_SCALE[normalization]).view(1, 3, 1, 1))
 
     def forward(self, image: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
         wanted = set(layers)
-        x = (image - self.mean) * PIXEL_SCALE
+        x = (image - self.mean) * self.scale
         feats: dict[str, Tensor] = {}
         for name, module in self.body.named_children():
             x = module(x)
@@ -79,11 +79,13 @@ class FeatureNet(nn.Module):
                 feats[name] = x
         return feats
 
-    def cut(self, layers: Iterable[str]) -> FeatureNet:
-        """A view of this network that ends at the deepest of ``layers`` (modules are shared)."""
+    def cut(self, layers: Iterable[str], normalization: str = "target") -> FeatureNet:
+        """A view of this network that ends at the deepest of ``layers`` (modules are shared), taking
+        the input that ``normalization`` implies."""
         names = list(self.body._modules)
         last = max(names.index(layer) for layer in layers)
-        cut = FeatureNet(nn.Sequential(OrderedDict((n, self.body._modules[n]) for n in names[: last + 1])))
+        body = nn.Sequential(OrderedDict((n, self.body._modules[n]) for n in names[: last + 1]))
+        cut = FeatureNet(body, normalization)
         return cut.to(self.mean.device)
 
 

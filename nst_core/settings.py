@@ -1,8 +1,10 @@
 """The single validated settings model: every knob, its default, range and meaning.
 
-Defaults follow gordicaleksa/pytorch-neural-style-transfer (VGG19, L-BFGS, content init, content
-weight 1e5, style weight 3e4, L1 total variation weight 1) with its loss normalisations (see
-``losses``); the image size is 512 px on the long side.
+Loss terms are scale-free by default (``normalization="target"``, see ``losses``), so one set of
+weights fits every backbone, weights file and image size; the defaults were picked with
+``bench/quality.py``. ``normalization="reference"`` restores gordicaleksa/pytorch-neural-style-transfer's
+terms and weights (content 1e5, style 3e4, TV 1) to reproduce its numbers. Renders are multi-scale
+by default: see ``Settings.levels``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from nst_core.errors import SettingsError
 from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, layer_names
 
-__all__ = ["DEFAULT_LR", "Settings", "parse_list"]
+__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHTS", "Settings", "parse_list"]
 
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.04}  # Adam: gordicaleksa's 10 on the 0-255 scale, per pixel
+# Loss weights per normalization: (content, style, tv).
+DEFAULT_WEIGHTS = {"target": (1.0, 3.0, 0.1), "reference": (1e5, 3e4, 1.0)}
 INIT_MODES = ("content", "noise", "style")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _LIST_FIELDS = ("content_layers", "content_layer_weights", "style_layers", "style_layer_weights", "style_weights")
@@ -38,10 +42,21 @@ class Settings(BaseModel):
 
     image_size: int = Field(512, ge=16, le=8192, description="Long side of the output in pixels.")
     iterations: int = Field(
-        1000,
+        500,
         ge=1,
         le=100_000,
-        description="Optimisation steps (Adam: one forward and backward pass each; L-BFGS: one step with line search).",
+        description="Optimisation steps at image_size (Adam: one forward and backward pass each; L-BFGS: one "
+        "step with line search).",
+    )
+    start_size: int = Field(
+        128,
+        ge=0,
+        le=8192,
+        description="Multi-scale: long side of the smallest level; levels double up to image_size "
+        "(image_size/2^k >= start_size). 0, or more than half of image_size: single scale.",
+    )
+    level_iterations: int = Field(
+        150, ge=0, le=100_000, description="Multi-scale: optimisation steps at each level below image_size."
     )
     backbone: Literal["vgg19", "vgg16", "squeezenet1_1"] = Field("vgg19", description="Feature network.")
     weights: str = Field(
@@ -65,11 +80,25 @@ class Settings(BaseModel):
     style_layer_weights: list[float] | None = Field(
         None, validate_default=True, description="Weight per style layer (default: 1 each)."
     )
-    content_weight: float = Field(1e5, ge=0, description="Weight of the content loss.")
-    style_weight: float = Field(3e4, ge=0, description="Weight of the style loss.")
-    tv_weight: float = Field(1.0, ge=0, description="Weight of the total-variation loss.")
+    normalization: Literal["target", "reference"] = Field(
+        "target",
+        description="target: each loss term relative to its target (scale-free: weights mean the same on any "
+        "backbone and size); reference: gordicaleksa's sums on the 0-255 scale (to reproduce its numbers).",
+    )
+    content_weight: float | None = Field(
+        None, ge=0, validate_default=True, description="Weight of the content loss (default: 1; reference: 1e5)."
+    )
+    style_weight: float | None = Field(
+        None, ge=0, validate_default=True, description="Weight of the style loss (default: 3; reference: 3e4)."
+    )
+    tv_weight: float | None = Field(
+        None,
+        ge=0,
+        validate_default=True,
+        description="Weight of the total-variation loss (default: 0.1; reference: 1).",
+    )
     tv_norm: Literal["l1", "l2"] = Field(
-        "l1", description="Total variation: sum of absolute (l1) or squared (l2) neighbour differences."
+        "l1", description="Total variation: absolute (l1) or squared (l2) neighbour differences."
     )
     style_weights: list[float] | None = Field(
         None, description="Blend weights of several style images, e.g. 0.7|0.3 (default: equal)."
@@ -185,10 +214,30 @@ class Settings(BaseModel):
             raise ValueError(f"blend weights must be >= 0 with a positive sum, got {value}")
         return value
 
+    @field_validator("content_weight", "style_weight", "tv_weight")
+    @classmethod
+    def _default_weight(cls, value: float | None, info: ValidationInfo) -> float:
+        if value is not None:
+            return value
+        index = ("content_weight", "style_weight", "tv_weight").index(info.field_name)
+        return DEFAULT_WEIGHTS[info.data.get("normalization", "target")][index]
+
     @field_validator("lr")
     @classmethod
     def _default_lr(cls, value: float | None, info: ValidationInfo) -> float:
         return DEFAULT_LR[info.data.get("optimizer", "lbfgs")] if value is None else value
+
+    def levels(self) -> list[tuple[int, int]]:
+        """The multi-scale pyramid as (long side, iterations), smallest first; the last is at image_size."""
+        sizes = [self.image_size]
+        while self.start_size and round(sizes[0] / 2) >= max(self.start_size, 16):
+            sizes.insert(0, round(sizes[0] / 2))
+        return [(size, self.level_iterations) for size in sizes[:-1]] + [(self.image_size, self.iterations)]
+
+    @property
+    def total_iterations(self) -> int:
+        """Optimisation steps over all levels."""
+        return sum(iterations for _, iterations in self.levels())
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Settings:

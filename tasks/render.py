@@ -58,11 +58,11 @@ def render_pair(pair: Pair, options: RunOptions, log_every: int = 50) -> dict[st
 
     def on_step(step: StepInfo) -> None:
         progress.emit(progress.PairStep(pair.pair_id, step))
-        if step.iteration == 1 or step.iteration % log_every == 0 or step.iteration == pair.settings.iterations:
+        if step.iteration == 1 or step.iteration % log_every == 0 or step.iteration == pair.settings.total_iterations:
             logger.info(
                 "iteration %d/%d: content %.4g style %.4g tv %.4g total %.4g (%.1f s)",
                 step.iteration,
-                pair.settings.iterations,
+                pair.settings.total_iterations,
                 step.content,
                 step.style,
                 step.tv,
@@ -71,7 +71,7 @@ def render_pair(pair: Pair, options: RunOptions, log_every: int = 50) -> dict[st
             )
 
     with device_slot() as device:
-        progress.emit(progress.PairStarted(pair.pair_id, pair.row, pair.settings.iterations))
+        progress.emit(progress.PairStarted(pair.pair_id, pair.row, pair.settings.total_iterations))
         outcome = run_pair(pair, options, device, on_step)
     if outcome["status"] == "failed":  # the UI shows the reason as the state's message, the traceback as a log
         logger.error("%s\n%s", outcome["reason"], outcome["traceback"])

@@ -1,11 +1,12 @@
-"""Losses: each term against an independent computation, and the Gram matrix's hand-written backward."""
+"""Losses: each term against an independent computation (both normalisations), and the Gram
+matrix's hand-written backward."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nst_core.losses import _Gram, content_loss, gram_matrix, style_loss, tv_loss
+from nst_core.losses import _Gram, content_loss, gram_matrix, layer_weights, style_loss, tv_loss
 
 
 def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -90,16 +91,57 @@ def test_style_loss_gradient_flows_to_features() -> None:
     torch.testing.assert_close(feats.grad, expected)
 
 
+def test_target_normalised_content_loss_is_the_relative_error() -> None:
+    feats = {"a": randn(1, 4, 3, 3, seed=1), "b": 100 * randn(1, 2, 2, 2, seed=2)}
+    targets = {"a": randn(1, 4, 3, 3, seed=3), "b": 100 * randn(1, 2, 2, 2, seed=4)}
+    weights = layer_weights(["a", "b"], [0.5, 2.0], targets, "target", "content")
+    relative = {n: (((feats[n] - targets[n]) ** 2).sum() / (targets[n] ** 2).sum()).item() for n in feats}
+    expected = (0.5 * relative["a"] + 2.0 * relative["b"]) / 2
+    assert content_loss(feats, targets, weights).item() == pytest.approx(expected, rel=1e-5)
+    # the 100x larger layer b does not dominate: its relative error is of the same order as a's
+    assert 0.1 < relative["a"] / relative["b"] < 10
+
+
+def test_target_normalised_style_loss_is_the_relative_error() -> None:
+    feats = {"a": randn(1, 4, 3, 3, seed=1), "b": randn(1, 2, 5, 2, seed=2)}
+    grams = {"a": naive_gram(randn(1, 4, 6, 6, seed=3)), "b": naive_gram(1e3 * randn(1, 2, 4, 4, seed=4))}
+    weights = layer_weights(["a", "b"], [1.0, 3.0], grams, "target", "style")
+    relative = [((naive_gram(feats[n]) - grams[n]) ** 2).sum() / (grams[n] ** 2).sum() for n in ("a", "b")]
+    expected = (relative[0] + 3 * relative[1]) / 2
+    assert style_loss(feats, grams, weights).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_reference_normalisation_keeps_the_layer_weights() -> None:
+    targets = {"a": randn(1, 4, 3, 3), "b": randn(1, 2, 2, 2)}
+    assert layer_weights(["a", "b"], [0.5, 2.0], targets, "reference", "content") == {"a": 0.5, "b": 2.0}
+
+
+def test_a_zero_target_does_not_divide_by_zero() -> None:
+    weights = layer_weights(["a"], [1.0], {"a": torch.zeros(1, 2, 3, 3)}, "target", "content")
+    loss = content_loss({"a": torch.ones(1, 2, 3, 3)}, {"a": torch.zeros(1, 2, 3, 3)}, weights)
+    assert torch.isfinite(loss)
+
+
 def test_tv_loss_l1_and_l2() -> None:
     image = torch.rand(1, 3, 5, 7, generator=torch.Generator().manual_seed(0))
-    x = image.double().numpy()[0] * 255
+    x = image.double().numpy()[0]
     horizontal = x[:, :, 1:] - x[:, :, :-1]
     vertical = x[:, 1:, :] - x[:, :-1, :]
-    l1 = abs(horizontal).sum() + abs(vertical).sum()
-    l2 = (horizontal**2).sum() + (vertical**2).sum()
-    assert tv_loss(image, "l1").item() == pytest.approx(l1, rel=1e-5)
-    assert tv_loss(image, "l2").item() == pytest.approx(l2, rel=1e-5)
-    assert l1 != pytest.approx(l2)
+    assert tv_loss(image, "l1").item() == pytest.approx(abs(horizontal).mean() + abs(vertical).mean(), rel=1e-5)
+    assert tv_loss(image, "l2").item() == pytest.approx((horizontal**2).mean() + (vertical**2).mean(), rel=1e-5)
+    # the reference: sums on the 0-255 scale
+    l1 = 255 * (abs(horizontal).sum() + abs(vertical).sum())
+    l2 = 255**2 * ((horizontal**2).sum() + (vertical**2).sum())
+    assert tv_loss(image, "l1", "reference").item() == pytest.approx(l1, rel=1e-5)
+    assert tv_loss(image, "l2", "reference").item() == pytest.approx(l2, rel=1e-5)
+
+
+def test_tv_costs_the_same_per_pixel_at_any_size() -> None:
+    small, large = (torch.rand(1, 3, n, n, generator=torch.Generator().manual_seed(n)) for n in (32, 64))
+    for norm in ("l1", "l2"):
+        assert tv_loss(large, norm).item() == pytest.approx(tv_loss(small, norm).item(), rel=0.05)
+        # the reference's sum grows with the pixel count
+        assert tv_loss(large, norm, "reference").item() > 3.5 * tv_loss(small, norm, "reference").item()
 
 
 def test_tv_loss_of_flat_image_is_zero_and_of_a_step_is_known() -> None:
@@ -108,5 +150,7 @@ def test_tv_loss_of_flat_image_is_zero_and_of_a_step_is_known() -> None:
     assert tv_loss(flat, "l2").item() == 0
     step = torch.zeros(1, 3, 4, 4)
     step[..., 2:] = 1.0  # one vertical edge of height 4 in 3 channels, 255 high
-    assert tv_loss(step, "l1").item() == pytest.approx(3 * 4 * 255)
-    assert tv_loss(step, "l2").item() == pytest.approx(3 * 4 * 255**2)
+    assert tv_loss(step, "l1", "reference").item() == pytest.approx(3 * 4 * 255)
+    assert tv_loss(step, "l2", "reference").item() == pytest.approx(3 * 4 * 255**2)
+    # per pixel: 12 of the 36 horizontal differences are 1, none of the vertical ones
+    assert tv_loss(step, "l1").item() == pytest.approx(12 / 36)

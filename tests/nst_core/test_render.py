@@ -139,7 +139,7 @@ def test_divergence_is_an_optimisation_error(content_path: Path, style_path: Pat
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_overflowing_loss_is_an_optimisation_error(content_path: Path, style_path: Path, optimizer: str) -> None:
-    s = settings(optimizer=optimizer, style_weight=1e38, iterations=3)  # the weighted total overflows float32
+    s = settings(optimizer=optimizer, style_weight=1e39, iterations=3)  # the weighted total overflows float32
     with pytest.raises(OptimisationError, match="at iteration 1"):
         render(str(content_path), [str(style_path)], s)
 
