@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LOSS_COLUMNS = ["iteration", "content", "style", "tv", "total", "lr", "elapsed_s"]
+LOSS_COLUMNS = ["iteration", "content", "style", "tv", "total", "lr", "elapsed_s", "level"]
 
 
 def write_manifest(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
@@ -94,7 +94,7 @@ class FakePair:
     def losses(self) -> list[dict[str, float]]:
         return [
             {"iteration": i, "content": 2.0 / i, "style": 0.5 / i, "tv": 3.0 / i, "total": 4e5 / i, "lr": 1.0}
-            | {"elapsed_s": 0.01 * i}
+            | {"elapsed_s": 0.01 * i, "level": 1}
             for i in range(1, self.iterations + 1)
         ]
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
     from tests.support import Bucket, WebFolder
 
 FAST = {"weights": "random:0", "image_size": 32, "iterations": 2, "device": "cpu"}
-LOSS_COLUMNS = ["iteration", "content", "style", "tv", "total", "lr", "elapsed_s"]
+LOSS_COLUMNS = ["iteration", "content", "style", "tv", "total", "lr", "elapsed_s", "level"]
 PAIR_FILES = [MARKER, "losses.csv", "result.png", "settings.json"]
 
 
