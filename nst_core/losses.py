@@ -17,14 +17,25 @@ Gatys et al. use 1/(4 N^2 M^2) on unnormalised Grams and sum over layers instead
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["content_loss", "gram_matrix", "layer_weights", "style_loss", "tv_loss"]
+__all__ = ["LossTerms", "content_loss", "gram_matrix", "layer_weights", "style_loss", "tv_loss"]
 
 REFERENCE_PIXEL_SCALE = 255.0  # the reference measures total variation on the 0-255 scale
 _TINY = 1e-12  # a target that is all zeros (a black image, a dead layer) must not divide by zero
+
+
+class LossTerms(NamedTuple):
+    """One evaluation's terms (unweighted) and their weighted total, as tensors or floats."""
+
+    content: Tensor
+    style: Tensor
+    tv: Tensor
+    total: Tensor
 
 
 class _Gram(torch.autograd.Function):

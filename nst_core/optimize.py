@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from nst_core.errors import OptimisationError
+from nst_core.losses import LossTerms
 from nst_core.settings import Settings
 
 __all__ = ["Objective", "diverged", "lr_at", "make_optimizer"]
@@ -55,12 +56,12 @@ class Objective:
     without another forward and backward pass.
     """
 
-    def __init__(self, image: Tensor, loss_terms: Callable[[], Tensor]):
-        self.image, self.loss_terms = image, loss_terms  # loss_terms: stacked (content, style, tv, total)
+    def __init__(self, image: Tensor, loss_terms: Callable[[], LossTerms]):
+        self.image, self.loss_terms = image, loss_terms
         self.evaluations = 0
         self.scale: float | None = None  # 1 / the first total loss
-        self.first_terms: Tensor | None = None  # terms at the point the current step started from
-        self._memo: list[tuple[Tensor, Tensor, Tensor]] = []  # (pixels, gradient, terms)
+        self.first_terms: LossTerms | None = None  # terms at the point the current step started from
+        self._memo: list[tuple[Tensor, Tensor, LossTerms]] = []  # (pixels, gradient, terms)
 
     def start_step(self) -> None:
         self.first_terms = None
@@ -71,17 +72,17 @@ class Objective:
             self.image.grad = None
             terms = self.loss_terms()
             if self.scale is None:
-                self.scale = _scale_of(terms[3].item())
-            (terms[3] * self.scale).backward()
-            terms = terms.detach()
+                self.scale = _scale_of(terms.total.item())
+            (terms.total * self.scale).backward()
+            terms = LossTerms(*(term.detach() for term in terms))
             self.evaluations += 1
             self._memo.append((self.image.detach().clone(), self.image.grad.clone(), terms))
         if self.first_terms is None:
             self.first_terms = terms
             self._memo = self._memo[-1:]  # a new step: earlier points will not be asked for again
-        return terms[3] * self.scale
+        return terms.total * self.scale
 
-    def _recall(self) -> Tensor | None:
+    def _recall(self) -> LossTerms | None:
         for pixels, grad, terms in reversed(self._memo):
             if torch.equal(pixels, self.image):
                 self.image.grad = grad.clone()

@@ -22,7 +22,7 @@ from nst_core.color import match_color_statistics, transfer_luminance, with_chro
 from nst_core.device import autocast, pick_device, pick_precision
 from nst_core.errors import InputError, SettingsError
 from nst_core.images import load_image, resize_long_side
-from nst_core.losses import content_loss, gram_matrix, layer_weights, style_loss, tv_loss
+from nst_core.losses import LossTerms, content_loss, gram_matrix, layer_weights, style_loss, tv_loss
 from nst_core.optimize import Objective, diverged, lr_at, make_optimizer
 from nst_core.settings import Settings
 from nst_core.tensors import to_image, to_tensor
@@ -242,7 +242,7 @@ class _Optimisation:
         image = image.detach().requires_grad_(True)
         optimizer = make_optimizer(self.s, image)
         objective = Objective(image, lambda: self._loss_terms(level, image))
-        pending: list[tuple[int, float, float, Tensor]] = []  # iteration, lr, elapsed, terms on the device
+        pending: list[tuple[int, float, float, LossTerms]] = []  # iteration, lr, elapsed, terms on the device
         for n in range(1, level.iterations + 1):
             self.iteration += 1
             lr = lr_at(self.iteration, self.s.lr, self.s.lr_schedule)
@@ -259,8 +259,8 @@ class _Optimisation:
         self.evaluations += objective.evaluations
         return image.detach()
 
-    def _loss_terms(self, level: _Level, image: Tensor) -> Tensor:
-        """Stacked (content, style, tv, total) at the image's current pixels."""
+    def _loss_terms(self, level: _Level, image: Tensor) -> LossTerms:
+        """The loss terms at the image's current pixels."""
         s = self.s
         with autocast(self.device, self.precision):
             feats = self.net(image, self.layers)
@@ -268,15 +268,17 @@ class _Optimisation:
         st = style_loss(feats, level.grams, level.style_weights)
         tv = tv_loss(image, s.tv_norm, s.normalization)
         total = s.content_weight * c + s.style_weight * st + s.tv_weight * tv
-        return torch.stack([c, st, tv, total])
+        return LossTerms(c, st, tv, total)
 
-    def _record(self, pending: list[tuple[int, float, float, Tensor]], level: int) -> None:
+    def _record(self, pending: list[tuple[int, float, float, LossTerms]], level: int) -> None:
         """Copy a chunk of loss terms to the host (one sync), stop on a non-finite loss, report."""
-        rows = torch.stack([terms for *_, terms in pending]).cpu().tolist()
-        for (iteration, *_), row in zip(pending, rows, strict=True):
-            if not all(math.isfinite(value) for value in row):
-                raise diverged(iteration, row[3])
-        steps = [StepInfo(it, *row, lr, t, level) for (it, lr, t, _), row in zip(pending, rows, strict=True)]
+        rows = torch.stack([torch.stack(terms) for *_, terms in pending]).cpu().tolist()
+        steps = []
+        for (iteration, lr, elapsed, _), row in zip(pending, rows, strict=True):
+            terms = LossTerms(*row)
+            if not all(math.isfinite(value) for value in terms):
+                raise diverged(iteration, terms.total)
+            steps.append(StepInfo(iteration, **terms._asdict(), lr=lr, elapsed_s=elapsed, level=level))
         self.log += steps
         if self.on_step is not None:
             for step in steps:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from nst_core import (
@@ -22,8 +23,10 @@ from nst_core import (
     StorageError,
     render,
 )
+from nst_core.backbones import load_backbone
 from nst_core.color import rgb_to_yuv
 from nst_core.images import load_image, resize_long_side
+from nst_core.losses import gram_matrix
 from nst_core.optimize import lr_at
 from nst_core.tensors import to_tensor
 
@@ -461,3 +464,39 @@ def test_cuda_bf16_channels_last(content_path: Path, style_path: Path, optimizer
     assert log[-1] < 0.8 * log[0]
     assert [step.iteration for step in steps] == list(range(1, 26))
     assert result.image.size == (64, 51)
+
+
+# --- per-layer weights reach the loop --------------------------------------------------------------------------
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).pow(2).sum() / b.pow(2).sum()).item()
+
+
+def test_per_layer_weights_reach_the_logged_terms(content_path: Path, style_path: Path) -> None:
+    """The first iteration's terms, at the start image (the style), equal the loss definitions computed
+    here with the same per-layer weights; all-equal weights give other terms."""
+    values = {
+        "init": "style",
+        "iterations": 1,
+        "content_layers": "relu3_1|relu4_2",
+        "content_layer_weights": "0|1",
+        "style_layer_weights": "0|3|0|0|0",
+    }
+    first = render(str(content_path), [str(style_path)], settings(**values)).losses[0]
+    s = settings()
+    net = load_backbone("vgg19", "random:0", "max", "cpu").cut(["relu2_1", "relu4_2"])
+    content = to_tensor(resize_long_side(load_image(str(content_path)), SIZE))
+    style = to_tensor(resize_long_side(load_image(str(style_path)), SIZE))
+    start = F.interpolate(style, size=content.shape[-2:], mode="bilinear", antialias=True)
+    with torch.no_grad():
+        at, c, st = (net(x, ["relu2_1", "relu4_2"]) for x in (start, content, style))
+    expected_content = 1 * relative(at["relu4_2"], c["relu4_2"]) / 2  # a mean over the 2 content layers
+    expected_style = 3 * relative(gram_matrix(at["relu2_1"]), gram_matrix(st["relu2_1"])) / 5
+    assert first.content == pytest.approx(expected_content, rel=1e-4)
+    assert first.style == pytest.approx(expected_style, rel=1e-4)
+    assert first.total == pytest.approx(
+        s.content_weight * first.content + s.style_weight * first.style + s.tv_weight * first.tv, rel=1e-5
+    )
+    equal = render(str(content_path), [str(style_path)], settings(**values | {"style_layer_weights": "1|1|1|1|1"}))
+    assert equal.losses[0].style != pytest.approx(first.style, rel=1e-2)
