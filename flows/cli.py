@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nst_core import NstError, Settings
+from tasks.options import EXECUTOR, LOG_EVERY, OUT, RETRY_FOR_S
 
 if TYPE_CHECKING:
     from nst_core import RenderResult
@@ -148,22 +149,22 @@ def _cell(text: str) -> str:
 
 @main.command("run")
 @click.argument("manifest")
-@click.option("--out", default="renders", show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
+@click.option("--out", default=OUT, show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
 @click.option("--force", is_flag=True, help="Render pairs again even if they are finished.")
-@click.option("--log-every", default=50, show_default=True, help="Log the loss terms every N iterations.")
+@click.option("--log-every", default=LOG_EVERY, show_default=True, help="Log the loss terms every N iterations.")
 @click.option("--timeout", "timeout_s", type=float, help="Give up on a pair after this many seconds.")
 @click.option(
     "--retry-for",
     "retry_for_s",
     type=float,
-    default=180,
+    default=RETRY_FOR_S,
     show_default=True,
     help="Retry transient storage and network errors (connections, timeouts, throttling) for up to this many seconds.",
 )
 @endpoint_option
 @click.option(
     "--executor",
-    default="local",
+    default=EXECUTOR,
     show_default=True,
     help="local (threads here), dask-local (a Dask cluster here: one worker per GPU) or tcp://HOST:PORT "
     "(an existing Dask scheduler).",
@@ -296,8 +297,8 @@ def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
 @main.command("serve")
 @click.argument("manifest")
 @click.option("--cron", required=True, help='When to run, in cron syntax (UTC), e.g. "0 2 * * *".')
-@click.option("--out", default="renders", show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
-@click.option("--executor", default="local", show_default=True, help="As for run.")
+@click.option("--out", default=OUT, show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
+@click.option("--executor", default=EXECUTOR, show_default=True, help="As for run.")
 @setting_options
 def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> None:
     """Render MANIFEST on a schedule from this process (needs a Prefect server: PREFECT_API_URL)."""
@@ -326,15 +327,20 @@ def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> N
 def gallery(out: str, manifest: str | None, **values: Any) -> None:
     """Build OUT/gallery/ (index.html and contact_sheet.png) from the results under OUT.
 
-    With --manifest, give the setting flags the run was given: pair ids depend on them.
+    With --manifest, give the setting flags the run was given: pair ids depend on them (a pair
+    rendered with other settings is still shown, with the flags that would match it).
     """
     from tasks.gallery import build_gallery
+    from tasks.manifest import read_manifest
 
     try:
-        built = build_gallery(out, manifest, defaults_from(values))
+        pairs = read_manifest(manifest, defaults_from(values)).pairs if manifest else None
+        built = build_gallery(out, pairs)
     except NstError as exc:
         _fail(exc)
     console.print(f"{built['pairs']} pairs: {built['contents']} contents x {built['styles']} styles", highlight=False)
+    for note in built["notes"]:
+        console.print(f"note: {note}", style="yellow", highlight=False)
     click.echo(built["index"])
 
 

@@ -21,10 +21,9 @@ from tasks import progress, stopping
 from tasks.failures import failure_of
 from tasks.inputs import forget_run
 from tasks.manifest import Pair, manifest_name
+from tasks.options import EXECUTOR, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
 from tasks.render import build_gallery_task, check_output, load_manifest, render_pair, select_pairs
 from tasks.report import artifact_key, markdown_report, row_problems, summarise, table_rows
-from tasks.retries import DEFAULT_RETRY_FOR_S
-from tasks.run_pair import RunOptions
 
 __all__ = ["render_manifest", "render_pairs"]
 
@@ -36,13 +35,13 @@ def _run_name() -> str:
 @flow(name="render-manifest", flow_run_name=_run_name)
 def render_manifest(
     manifest: str,
-    out: str = "renders",
+    out: str = OUT,
     defaults: dict[str, Any] | None = None,
     force: bool = False,
-    log_every: int = 50,
+    log_every: int = LOG_EVERY,
     timeout_s: float | None = None,
-    executor: str = "local",
-    retry_for_s: float = DEFAULT_RETRY_FOR_S,
+    executor: str = EXECUTOR,
+    retry_for_s: float = RETRY_FOR_S,
 ) -> dict[str, Any]:
     """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
 
@@ -80,7 +79,7 @@ def render_manifest(
     if stopping.stop_requested():
         gallery = {"error": "not rebuilt: the run was stopped"}
     else:
-        gallery = build_gallery_task(out, manifest, defaults)
+        gallery = build_gallery_task(out, parsed.pairs)
     summary = {**summarise(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
     create_table_artifact(table_rows(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
     create_markdown_artifact(markdown_report(summary), key=f"{key}-report", description=f"Run of {manifest}")

@@ -1,4 +1,4 @@
-"""Why a pair failed, in one line for people, with the traceback kept for ``failed.json`` and ``--verbose``."""
+"""Why a pair failed, in one line for people, with the traceback kept for the failure record and ``--verbose``."""
 
 from __future__ import annotations
 

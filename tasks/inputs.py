@@ -15,7 +15,8 @@ from concurrent.futures import Future
 
 from nst_core import StorageError
 from nst_core.images import read_bytes
-from tasks.retries import DEFAULT_RETRY_FOR_S, retry_transient
+from tasks.options import RETRY_FOR_S
+from tasks.retries import retry_transient
 
 __all__ = ["MAX_BYTES", "fetch", "forget_run"]
 
@@ -25,7 +26,7 @@ _run: str | None = None
 _entries: OrderedDict[str, Future[bytes]] = OrderedDict()
 
 
-def fetch(uri: str, role: str, run: str, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> bytes:
+def fetch(uri: str, role: str, run: str, retry_for_s: float = RETRY_FOR_S) -> bytes:
     """The bytes at ``uri`` (a ``role`` such as "content image"), read at most once in run ``run``.
 
     Raises:

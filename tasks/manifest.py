@@ -87,7 +87,13 @@ def manifest_name(uri: str) -> str:
 
 
 def read_manifest(uri: str, defaults: Mapping[str, Any] | None = None) -> Manifest:
-    """Parse ``uri``; raise ``StorageError`` only if the file itself cannot be read."""
+    """Parse ``uri`` with ``defaults`` for blank cells.
+
+    Raises:
+        SettingsError: a default is bad (once, not once per row).
+        StorageError: the file itself cannot be read.
+    """
+    Settings.from_values(dict(defaults or {}))
     text = read_bytes(uri, "manifest").decode("utf-8-sig")
     reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
     header = [name.strip() for name in reader.fieldnames or []]
@@ -150,7 +156,7 @@ def _row_settings(
     try:
         good = {k: v for k, v in given.items() if k not in {name for name, _ in problems}}
         return Settings.from_values({**defaults, **good}), errors
-    except SettingsError:  # bad run defaults, or problems that depend on each other
+    except SettingsError:  # problems that depend on each other
         return None, errors
 
 

@@ -14,8 +14,9 @@ from tasks.devices import device_slot
 from tasks.failures import failure_of
 from tasks.gallery import build_gallery
 from tasks.manifest import Manifest, Pair, read_manifest
+from tasks.options import LOG_EVERY, RunOptions
 from tasks.retries import retry_transient
-from tasks.run_pair import RunOptions, run_pair
+from tasks.run_pair import run_pair
 from tasks.storage import check_writable, finished
 
 __all__ = ["build_gallery_task", "check_output", "load_manifest", "render_pair", "select_pairs"]
@@ -52,7 +53,7 @@ def _finished(out: str, pair: Pair) -> bool:
 # No Prefect retries: storage errors are retried where they happen (tasks.retries), so a flaky write
 # never renders a pair again, and a pair's own failure is its outcome, not an exception.
 @task(task_run_name="render-{pair.pair_id}", cache_policy=NO_CACHE)
-def render_pair(pair: Pair, options: RunOptions, log_every: int = 50) -> dict[str, Any] | State:
+def render_pair(pair: Pair, options: RunOptions, log_every: int = LOG_EVERY) -> dict[str, Any] | State:
     """Render one pair on a free GPU (or the CPU); a failed pair ends as a Failed task run with its reason."""
     logger = get_run_logger()
 
@@ -80,10 +81,10 @@ def render_pair(pair: Pair, options: RunOptions, log_every: int = 50) -> dict[st
 
 
 @task(name="build-gallery", cache_policy=NO_CACHE)
-def build_gallery_task(out: str, manifest: str | None = None, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``<out>/gallery/`` from what the output root holds; say why not instead of failing the run."""
+def build_gallery_task(out: str, pairs: list[Pair]) -> dict[str, Any]:
+    """Write ``<out>/gallery/`` of the run's pairs; say why not instead of failing the run."""
     try:
-        return build_gallery(out, manifest, defaults)
+        return build_gallery(out, pairs)
     except Exception as exc:  # the store went away, a bug: the summary and artifacts still matter more
         get_run_logger().warning("the gallery could not be built: %s", failure_of(exc).reason)
         return {"error": failure_of(exc).reason}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.manifest import Manifest, Pair
+from tasks.records import RESULT
 from tasks.storage import pair_folder
 
 __all__ = ["STATUSES", "artifact_key", "markdown_report", "row_problems", "summarise", "table_rows"]
@@ -39,7 +40,7 @@ def _row(pair: Pair, out: str, outcome: dict[str, Any]) -> dict[str, Any]:
         "reason": outcome.get("reason", ""),
         **{f"{term}_loss": final.get(term) for term in ("content", "style", "tv", "total")},
         "time_s": outcome.get("wall_s"),
-        "output": f"{pair_folder(out, pair.pair_id)}/result.png",
+        "output": f"{pair_folder(out, pair.pair_id)}/{RESULT}",
     }
 
 
@@ -51,7 +52,7 @@ def artifact_key(parsed: Manifest) -> str:
 def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table rows whose output is a Markdown link (the UI renders it) when the result exists."""
     linked = ("rendered", "skipped")
-    return [{**r, "output": f"[result.png]({r['output']})" if r["status"] in linked else ""} for r in rows]
+    return [{**r, "output": f"[{RESULT}]({r['output']})" if r["status"] in linked else ""} for r in rows]
 
 
 def markdown_report(summary: dict[str, Any]) -> str:

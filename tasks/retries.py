@@ -15,11 +15,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 
 from nst_core import StorageError
 from tasks import stopping
+from tasks.options import RETRY_FOR_S
 
-__all__ = ["DEFAULT_RETRY_FOR_S", "retry_transient"]
+__all__ = ["retry_transient"]
 
 T = TypeVar("T")
-DEFAULT_RETRY_FOR_S = 180.0
 log = logging.getLogger(__name__)
 
 
@@ -27,9 +27,7 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, StorageError) and exc.transient
 
 
-def retry_transient(
-    op: Callable[[], T], retry_for_s: float = DEFAULT_RETRY_FOR_S, logger: logging.Logger | Any = log
-) -> T:
+def retry_transient(op: Callable[[], T], retry_for_s: float = RETRY_FOR_S, logger: logging.Logger | Any = log) -> T:
     """``op()``, tried again while it raises a transient ``StorageError``, for up to ``retry_for_s`` seconds.
 
     Raises:

@@ -1,16 +1,15 @@
 """Per-pair output folders on local disk or any fsspec store (S3 ...), written atomically.
 
-``<out>/<pair_id>/`` holds ``result.png``, ``losses.csv``, ``settings.json``, optional
-``snapshots/NNNNN.png`` and, written last, the completion marker ``done.json``. A folder without
-the marker is unfinished and is rendered again. On a local disk all files are staged in a hidden
-folder and renamed into place together, so ``result.png`` never exists without its marker; on an
-object store each file is one atomic PUT and the marker goes last. Every error is a ``StorageError``
-naming the output and the cause; callers retry the transient ones (``tasks.retries``).
+What a folder holds is ``tasks.records``'s business; this module only writes and reads it. The
+files of a finished pair arrive together, the completion record last: a folder without it is
+unfinished and is rendered again. On a local disk all files are staged in a hidden folder and
+renamed into place together, so a result never exists without its completion record; on an object
+store each file is one atomic PUT and the completion record goes last. Every error is a
+``StorageError`` naming the output and the cause; callers retry the transient ones (``tasks.retries``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import shutil
@@ -23,20 +22,10 @@ from fsspec.implementations.local import LocalFileSystem
 
 from nst_core.io_errors import storage_error
 from tasks.leases import LEASE
+from tasks.records import DONE, FAILED, FailureRecord, RecordError, failure_file, read_completion
 
-__all__ = [
-    "FAILURE",
-    "MARKER",
-    "check_writable",
-    "finished",
-    "pair_folder",
-    "read_json",
-    "write_failure",
-    "write_pair",
-]
+__all__ = ["check_writable", "finished", "pair_folder", "write_failure", "write_pair"]
 
-MARKER = "done.json"
-FAILURE = "failed.json"
 T = TypeVar("T")
 
 
@@ -51,24 +40,24 @@ def _as_output_error(uri: str, op: Callable[[], T]) -> T:
         raise storage_error(exc, "output", uri) from exc
 
 
-def read_json(uri: str) -> dict[str, Any] | None:
-    """The JSON object at ``uri``, or None if there is none (or a damaged one, as a crash may leave)."""
-
-    def read() -> dict[str, Any] | None:
-        try:
-            with fsspec.open(uri, "rb") as f:
-                data = json.loads(f.read())
-        except (FileNotFoundError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    return _as_output_error(uri, read)
-
-
 def finished(out: str, pair_id: str, fingerprint: str) -> bool:
-    """True if the pair's marker exists and was written for these inputs and settings."""
-    marker = read_json(f"{pair_folder(out, pair_id)}/{MARKER}")
-    return marker is not None and marker.get("fingerprint") == fingerprint
+    """True if the pair's completion record exists and was written for these inputs and settings.
+
+    A damaged record (as a crash may leave) counts as unfinished."""
+    path = f"{pair_folder(out, pair_id)}/{DONE}"
+
+    def read() -> bytes | None:
+        try:
+            with fsspec.open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    data = _as_output_error(path, read)
+    try:
+        return data is not None and read_completion(data).fingerprint == fingerprint
+    except RecordError:
+        return False
 
 
 def check_writable(out: str) -> None:
@@ -88,9 +77,11 @@ def check_writable(out: str) -> None:
     _as_output_error(out, probe)
 
 
-def write_pair(out: str, pair_id: str, files: dict[str, bytes], marker: dict[str, Any]) -> str:
-    """Write ``files`` (relative name -> bytes) and then the marker into the pair's folder."""
-    files = {**files, MARKER: json.dumps(marker, indent=2).encode()}
+def write_pair(out: str, pair_id: str, files: dict[str, bytes]) -> str:
+    """Replace the pair's folder with ``files`` (relative name -> bytes, ``records.pair_files``),
+    written in their order: the completion record is the last."""
+    if list(files)[-1] != DONE:
+        raise ValueError(f"the last file of a pair must be {DONE}")
     folder = pair_folder(out, pair_id)
 
     def write() -> None:
@@ -104,10 +95,10 @@ def write_pair(out: str, pair_id: str, files: dict[str, bytes], marker: dict[str
     return folder
 
 
-def write_failure(out: str, pair_id: str, failure: dict[str, Any]) -> None:
+def write_failure(out: str, pair_id: str, failure: FailureRecord) -> None:
     """Record why a pair failed (the gallery shows it); a later success replaces it."""
-    path = f"{pair_folder(out, pair_id)}/{FAILURE}"
-    data = json.dumps(failure, indent=2).encode()
+    path = f"{pair_folder(out, pair_id)}/{FAILED}"
+    data = failure_file(failure)
 
     def write() -> None:
         fs, local_path = fsspec.url_to_fs(path)
@@ -146,12 +137,12 @@ def _replace_local(folder: str, files: dict[str, bytes]) -> None:
 
 
 def _replace_remote(fs: Any, folder: str, files: dict[str, bytes]) -> None:
-    """Delete the old files (one request), then write each file, the marker last.
+    """Delete the old files (one request), then write each file, the completion record last.
 
     The lease stays until its holder releases it, so no other run starts this pair meanwhile.
     """
     old = [p for p in fs.find(folder) if posixpath.basename(p) != LEASE] if fs.exists(folder) else []
     if old:
         fs.rm(old)
-    for name, data in files.items():  # dicts keep order: the marker is last
+    for name, data in files.items():  # dicts keep order: the completion record is last
         fs.pipe_file(f"{folder}/{name}", data)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import posixpath
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import pytest
 
 from nst_core import Settings, StorageError
-from tasks.manifest import Manifest, Pair, RowError, read_manifest
+from tasks.manifest import Manifest, Pair, RowError, _auto_id, read_manifest
 from tasks.storage import pair_folder
 
 if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
@@ -367,3 +367,46 @@ def test_inputs_change_the_fingerprint(tmp_path: Path) -> None:
         tmp_path, "id,content,style", "a,c.png,s.png", "b,c.png,t.png", "c,d.png,s.png", "d,c.png,s.png|t.png"
     )
     assert len({pair.fingerprint for pair in manifest.pairs}) == 4
+
+
+# --- the fingerprint: every setting that changes the pixels --------------------------------------------------------
+
+NOT_IN_FINGERPRINT = {"device", "max_pixels"}  # where it runs, and a limit on inputs: the pixels are the same
+OTHER_VALUES: dict[str, Any] = {  # a valid value other than the default, for fields whose type says too little
+    "weights": "random:1",
+    "init": "noise",
+    "content_layers": ["relu3_1"],
+    "content_layer_weights": [2.0],
+    "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_2"],
+    "style_layer_weights": [1.0, 1.0, 1.0, 1.0, 2.0],
+    "style_weights": [1.0],
+    "lr_schedule": {5: 0.1},
+    "start_size": 64,
+    "image_size": 256,
+    "device": "cpu",
+}
+
+
+def other_value(name: str, default: Any) -> Any:
+    """A valid value of setting ``name`` other than ``default``, from its type where that is enough."""
+    if name in OTHER_VALUES:
+        return OTHER_VALUES[name]
+    annotation = Settings.model_fields[name].annotation
+    if get_origin(annotation) is Literal:
+        return next(choice for choice in get_args(annotation) if choice != default)
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, int | float):
+        return default + 1
+    raise AssertionError(f"no other value for the new setting {name!r}: add one to OTHER_VALUES")
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_every_setting_but_the_device_and_input_limit_changes_the_pair_id(name: str) -> None:
+    default = Settings()
+    changed = Settings.model_validate(default.model_dump() | {name: other_value(name, getattr(default, name))})
+    assert getattr(changed, name) != getattr(default, name)
+    before, after = (Pair("", 2, "/c.png", ("/s.png",), s) for s in (default, changed))
+    same = before.fingerprint == after.fingerprint
+    assert same is (name in NOT_IN_FINGERPRINT), f"{name}: fingerprint {'unchanged' if same else 'changed'}"
+    assert (_auto_id(before) == _auto_id(after)) is same

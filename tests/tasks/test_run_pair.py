@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -23,15 +22,27 @@ from tasks import run_pair as run_pair_module
 from tasks import stopping
 from tasks.leases import LEASE
 from tasks.manifest import Pair, read_manifest
-from tasks.run_pair import RunOptions, run_pair
-from tasks.storage import FAILURE, MARKER, finished, write_pair
+from tasks.options import RunOptions
+from tasks.records import (
+    DONE,
+    FAILED,
+    LOSSES,
+    RECORD,
+    RESULT,
+    InputFile,
+    LossRow,
+    read_failure,
+    read_losses,
+    read_record,
+)
+from tasks.run_pair import run_pair
+from tasks.storage import finished, write_pair
 
 if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
     from tests.support import Bucket, WebFolder
 
 FAST = {"weights": "random:0", "image_size": 32, "iterations": 2, "device": "cpu"}
-LOSS_COLUMNS = ["iteration", "content", "style", "tv", "total", "lr", "elapsed_s", "level"]
-PAIR_FILES = [MARKER, "losses.csv", "result.png", "settings.json"]
+PAIR_FILES = sorted([DONE, LOSSES, RESULT, RECORD])
 
 
 def one_pair(manifest_uri: str, **defaults: Any) -> Pair:
@@ -52,32 +63,29 @@ def sha256(data: bytes) -> str:
 
 def check_outputs(read: Callable[[str], bytes], pair: Pair, inputs: dict[str, bytes], iterations: int) -> None:
     """The pair folder's files, read through ``read(name)``, describe this render."""
-    with Image.open(io.BytesIO(read("result.png"))) as image:
+    with Image.open(io.BytesIO(read(RESULT))) as image:
         assert image.format == "PNG"
         assert image.mode == "RGB"
         assert image.size == (32, 26)  # the 40x32 content at a long side of 32
 
-    rows = list(csv.DictReader(io.StringIO(read("losses.csv").decode())))
-    assert list(rows[0]) == LOSS_COLUMNS
-    assert [int(row["iteration"]) for row in rows] == list(range(1, iterations + 1))
+    header = read(LOSSES).decode().splitlines()[0]
+    assert header.split(",") == list(LossRow.model_fields)
+    losses = read_losses(read(LOSSES))
+    assert [row.iteration for row in losses] == list(range(1, iterations + 1))
 
-    meta = json.loads(read("settings.json"))
-    assert meta["pair_id"] == pair.pair_id
-    assert meta["row"] == pair.row
-    assert meta["settings"] == pair.settings.model_copy(update={"device": "cpu"}).model_dump(mode="json")
-    assert meta["settings"]["iterations"] == iterations
-    assert meta["content"] == {"uri": pair.content, "sha256": sha256(inputs[pair.content])}
-    assert meta["styles"] == [{"uri": uri, "sha256": sha256(inputs[uri])} for uri in pair.styles]
-    assert meta["device"] == "cpu"
-    assert meta["precision"] == "fp32"
-    assert meta["versions"]["torch"] == version("torch")
-    assert {"stylebatch", "torchvision", "pillow", "python"} <= set(meta["versions"])
-
-    marker = json.loads(read(MARKER))
-    assert marker["fingerprint"] == pair.fingerprint
-    assert marker["pair_id"] == pair.pair_id
-    assert marker["final"]["iteration"] == iterations
-    assert float(rows[-1]["total"]) == pytest.approx(marker["final"]["total"])
+    record = read_record(read(RECORD), read(DONE))
+    assert record.pair_id == pair.pair_id
+    assert record.row == pair.row
+    assert record.settings == pair.settings.model_copy(update={"device": "cpu"})
+    assert record.settings.iterations == iterations
+    assert record.content == InputFile(uri=pair.content, sha256=sha256(inputs[pair.content]))
+    assert record.styles == [InputFile(uri=uri, sha256=sha256(inputs[uri])) for uri in pair.styles]
+    assert (record.device, record.precision) == ("cpu", "fp32")
+    assert record.versions["torch"] == version("torch")
+    assert {"stylebatch", "torchvision", "pillow", "python"} <= set(record.versions)
+    assert record.fingerprint == pair.fingerprint
+    assert record.final == losses[-1]
+    assert record.finished_at >= record.started_at
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +104,7 @@ def test_run_pair_locally(tmp_path: Path, content_path: Path, style_path: Path) 
 
     folder = out / pair.pair_id
     assert outcome["status"] == "rendered"
-    assert outcome["output"] == f"{folder}/result.png"
+    assert outcome["output"] == f"{folder}/{RESULT}"
     assert outcome["fingerprint"] == pair.fingerprint
     assert (outcome["pair_id"], outcome["row"], outcome["device"]) == (pair.pair_id, 2, "cpu")
     assert outcome["final"]["iteration"] == 3
@@ -105,15 +113,16 @@ def test_run_pair_locally(tmp_path: Path, content_path: Path, style_path: Path) 
     assert sorted(path.name for path in out.iterdir()) == [pair.pair_id]  # no staging folder left
     inputs = {str(content_path): content_path.read_bytes(), str(style_path): style_path.read_bytes()}
     check_outputs(lambda name: (folder / name).read_bytes(), pair, inputs, iterations=3)
-    assert json.loads((folder / "settings.json").read_text())["tags"] == ["a", "b"]
+    assert read_record((folder / RECORD).read_bytes(), (folder / DONE).read_bytes()).tags == ["a", "b"]
     assert finished(str(out), pair.pair_id, pair.fingerprint)
 
 
 def test_run_pair_device_argument_overrides_the_setting(tmp_path: Path, content_path: Path, style_path: Path) -> None:
     pair = local_pair(tmp_path, "content.png,style.png,auto", "content,style,device")
     outcome = run_pair(pair, RunOptions(str(tmp_path / "out")), "cpu")
-    meta = json.loads((tmp_path / "out" / pair.pair_id / "settings.json").read_text())
-    assert meta["settings"]["device"] == outcome["device"] == "cpu"
+    folder = tmp_path / "out" / pair.pair_id
+    record = read_record((folder / RECORD).read_bytes(), (folder / DONE).read_bytes())
+    assert record.settings.device == outcome["device"] == "cpu"
     assert finished(str(tmp_path / "out"), pair.pair_id, pair.fingerprint)  # the device is not in the fingerprint
 
 
@@ -170,10 +179,15 @@ def assert_failed(outcome: dict[str, Any], out: Path, pair: Pair, reason: str) -
     assert outcome["status"] == "failed"
     assert outcome["reason"] == reason
     assert "Traceback" in outcome["traceback"]
-    assert sorted(p.name for p in (out / pair.pair_id).iterdir()) == [FAILURE]
-    record = json.loads((out / pair.pair_id / FAILURE).read_text())
-    assert (record["error"], record["pair_id"], record["row"]) == (reason, pair.pair_id, pair.row)
-    assert "Traceback" in record["traceback"]
+    assert sorted(p.name for p in (out / pair.pair_id).iterdir()) == [FAILED]
+    record = read_failure((out / pair.pair_id / FAILED).read_bytes())
+    assert (record.error, record.pair_id, record.row, record.settings) == (
+        reason,
+        pair.pair_id,
+        pair.row,
+        pair.settings,
+    )
+    assert "Traceback" in record.traceback
 
 
 @pytest.mark.parametrize("role", ["content", "style"])
@@ -193,7 +207,7 @@ def test_missing_inputs_over_http_and_s3(tmp_path: Path, web: WebFolder, s3: Buc
     (web.root / "nope.png").write_bytes(style_path.read_bytes())
     outcome = run_pair(pair, RunOptions(f"{s3.uri}/renders", run="two"))
     assert outcome["reason"] == f"style image {s3.uri}/nope.png: not found"
-    assert s3.keys("renders") == {f"p/{FAILURE}"}
+    assert s3.keys("renders") == {f"p/{FAILED}"}
 
 
 def test_an_input_that_is_not_an_image(tmp_path: Path, content_path: Path) -> None:
@@ -222,11 +236,11 @@ def test_a_transient_write_error_is_retried_without_rendering_again(
     pair = local_pair(tmp_path)
     writes: list[str] = []
 
-    def flaky_write(out: str, pair_id: str, files: dict[str, bytes], marker: dict[str, Any]) -> str:
+    def flaky_write(out: str, pair_id: str, files: dict[str, bytes]) -> str:
         writes.append(pair_id)
         if len(writes) == 1:
             raise StorageError("output", out, "connection lost", transient=True)
-        return write_pair(out, pair_id, files, marker)
+        return write_pair(out, pair_id, files)
 
     monkeypatch.setattr(run_pair_module, "write_pair", flaky_write)
     monkeypatch.setattr(stopping, "sleep", lambda seconds: None)  # no backoff wait in a test
@@ -304,10 +318,10 @@ def test_a_pair_finished_meanwhile_by_another_run_is_skipped(
     pair = local_pair(tmp_path)
     out = tmp_path / "out"
     assert run_pair(pair, RunOptions(str(out)))["status"] == "rendered"
-    before = (out / pair.pair_id / MARKER).read_bytes()
+    before = (out / pair.pair_id / DONE).read_bytes()
     outcome = run_pair(pair, RunOptions(str(out)))  # as a second run that selected it before it was finished
     assert (outcome["status"], outcome["reason"]) == ("skipped", "finished by another run")
-    assert (out / pair.pair_id / MARKER).read_bytes() == before
+    assert (out / pair.pair_id / DONE).read_bytes() == before
     assert sorted(p.name for p in (out / pair.pair_id).iterdir()) == PAIR_FILES
 
 

@@ -1,0 +1,23 @@
+"""What every pair of a run shares, and the run's defaults: one home for the CLI, the flow and deployments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EXECUTOR", "LOG_EVERY", "OUT", "RETRY_FOR_S", "RunOptions"]
+
+OUT = "renders"  # output root
+LOG_EVERY = 50  # log the loss terms every N iterations
+EXECUTOR = "local"  # see flows.executors
+RETRY_FOR_S = 180.0  # retry transient storage and network errors this long
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What every pair of a run shares."""
+
+    out: str  # output root, a path or URI
+    run: str = "run"  # the run's key: inputs are fetched once per run
+    timeout_s: float | None = None  # give up on a pair after this long
+    retry_for_s: float = RETRY_FOR_S  # keep retrying transient storage errors this long
+    force: bool = False  # render even if finished
