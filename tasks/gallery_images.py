@@ -6,14 +6,13 @@ import hashlib
 import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from nst_core.images import decode_image, read_bytes
-
-if TYPE_CHECKING:
-    from tasks.gallery import Entry
+from tasks.gallery_entries import Entry
+from tasks.records import RESULT, InputFile
 
 __all__ = ["Store", "contact_sheet", "input_images", "result_thumbnails"]
 
@@ -24,28 +23,24 @@ CONTACT_SHEET = "contact_sheet.png"
 
 def result_thumbnails(store: Store, root: str, gallery: str, entries: list[Entry]) -> dict[str, str]:
     """pair id -> thumbnail path relative to the gallery; only missing thumbnails are made."""
-    names = {
-        e.pair_id: f"thumbs/{e.pair_id}-{e.done.get('fingerprint', '')[:8]}.jpg"
-        for e in entries
-        if e.status == "rendered"
-    }
+    names = {e.pair_id: f"thumbs/{e.pair_id}-{e.rendered.fingerprint[:8]}.jpg" for e in entries if e.rendered}
     existing = store.names(f"{gallery}/thumbs")
     todo = {pid: name for pid, name in names.items() if name not in existing}
-    blobs = store.cat([f"{root}/{pid}/result.png" for pid in todo])
+    blobs = store.cat([f"{root}/{pid}/{RESULT}" for pid in todo])
     with ThreadPoolExecutor() as pool:  # Pillow releases the GIL while decoding and resizing
-        made = pool.map(lambda pid: _jpeg(blobs.get(f"{root}/{pid}/result.png"), THUMB), todo)
+        made = pool.map(lambda pid: _jpeg(blobs.get(f"{root}/{pid}/{RESULT}"), THUMB), todo)
         store.put({f"{gallery}/{todo[pid]}": data for pid, data in zip(todo, made, strict=True) if data})
-    return {pid: name for pid, name in names.items() if name not in todo or f"{root}/{pid}/result.png" in blobs}
+    return {pid: name for pid, name in names.items() if name not in todo or f"{root}/{pid}/{RESULT}" in blobs}
 
 
 def input_images(store: Store, gallery: str, entries: list[Entry]) -> dict[str, dict[str, str]]:
     """input URI -> {"thumb": ..., "preview": ...} relative to the gallery; unreadable inputs are left out."""
-    keys = {}
-    for entry in entries:
-        for item in [entry.meta.get("content", {"uri": entry.content}), *entry.meta.get("styles", [])]:
-            keys[item["uri"]] = hashlib.sha256(f"{item['uri']}\0{item.get('sha256', '')}".encode()).hexdigest()[:16]
-    for uri in {e.content for e in entries} | {s for e in entries for s in e.styles}:
-        keys.setdefault(uri, hashlib.sha256(f"{uri}\0".encode()).hexdigest()[:16])
+    files = [f for e in entries if e.record for f in [e.record.content, *e.record.styles]]
+    files += [InputFile(uri=uri) for e in entries for uri in [e.content, *e.styles]]
+    keys: dict[str, str] = {}
+    for item in files:  # the checksum of a rendered input, where known, names its thumbnail
+        if item.sha256 or item.uri not in keys:
+            keys[item.uri] = hashlib.sha256(f"{item.uri}\0{item.sha256}".encode()).hexdigest()[:16]
     existing = store.names(f"{gallery}/inputs")
     todo = [uri for uri, key in keys.items() if f"inputs/{key}.jpg" not in existing]
     with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
+
+from nst_core import Settings
+from tasks.records import LossRow
 
 __all__ = ["Chart", "loss_chart"]
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 520, 260, 56, 12, 12, 28
-SERIES = (("total", "#e8e8e8"), ("content", "#4fa3ff"), ("style", "#ff7a59"), ("tv", "#7bd88f"))
+# Drawn in this order: the total last, on top of the term that dominates it.
+SERIES = (("content", "#4fa3ff"), ("style", "#ff7a59"), ("tv", "#7bd88f"), ("total", "#f2f2f2"))
 MAX_POINTS = 300
 
 
@@ -24,15 +26,15 @@ class Chart:
     box: tuple[int, int, int, int]  # left, top, right, bottom of the plot area
 
 
-def loss_chart(losses_csv: str, weights: dict[str, float]) -> Chart | None:
-    """Chart of ``weight * term`` for content, style and TV, and the total, from ``losses.csv``."""
-    rows = list(csv.DictReader(io.StringIO(losses_csv)))
-    if not rows:
+def loss_chart(losses: list[LossRow], settings: Settings) -> Chart | None:
+    """Chart of the weighted terms (each times its weight, as they enter the total) and the total."""
+    if not losses:
         return None
-    step = math.ceil(len(rows) / MAX_POINTS)
-    rows = rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])
-    its = [int(r["iteration"]) for r in rows]
-    series = {name: [float(r[name]) * weights.get(name, 1.0) for r in rows] for name, _ in SERIES}
+    step = math.ceil(len(losses) / MAX_POINTS)
+    rows = losses[::step] + ([losses[-1]] if (len(losses) - 1) % step else [])
+    its = [r.iteration for r in rows]
+    weighted = [r.weighted(settings) for r in rows]
+    series = {name: [w[name] for w in weighted] for name, _ in SERIES}
     positive = [v for values in series.values() for v in values if v > 0 and math.isfinite(v)]
     if not positive:
         return None

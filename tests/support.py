@@ -1,16 +1,18 @@
-"""Test helpers shared by the test folders: an S3 bucket handle and a local HTTP server."""
+"""Test helpers shared by the test folders: an S3 bucket handle, a local HTTP server, polling, Prefect run trees."""
 
 from __future__ import annotations
 
 import functools
 import struct
 import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import s3fs
 
@@ -73,3 +75,29 @@ def png_header(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy and return it; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def run_family(client: Any, run_id: UUID) -> list[UUID]:
+    """A flow run's id and those of its subflow runs, at any depth."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    runs, todo = [run_id], [run_id]
+    while todo:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=todo))
+        )
+        todo = [child.id for child in children if child.id not in runs]
+        runs += todo
+    return runs

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.scale.scale_helpers import BIN, wait_for
+from tests.scale.scale_helpers import BIN
+from tests.support import wait_for
 
 STYLEBATCH = str(BIN / "stylebatch")
 SERVER_MODULE = "flows.temporary_server"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.faults.faults_helpers import SLOW, Run, assert_no_stray_server, kill, start, temporary_servers
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
-from tests.scale.scale_helpers import wait_for
+from tests.support import wait_for
 
 
 def _has_server(run: Run) -> bool:

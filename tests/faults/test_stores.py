@@ -11,8 +11,7 @@ import pytest
 
 from tests.faults.faults_helpers import SLOW, DroppingProxy, start
 from tests.flows.helpers import PAIR_FILES, Tiny
-from tests.scale.scale_helpers import wait_for
-from tests.support import Bucket
+from tests.support import Bucket, wait_for
 
 
 def test_an_s3_outage_longer_than_a_retry_delay_is_ridden_out(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +47,6 @@ class Tiny:
         content_names, style_names = self.images(contents, styles)
         rows = [f"{c},{s}" for c in content_names for s in style_names]
         return self.manifest("\n".join(["content,style", *rows]) + "\n", name)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2) -> Any:
-    """Poll ``check`` until it returns something truthy (logs reach the API in batches); return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every)
 
 
 def flow_run_id(state: Any) -> UUID:

@@ -15,21 +15,20 @@ from uuid import UUID
 import pandas as pd
 import pytest
 from PIL import Image
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterId,
-    FlowRunFilterParentFlowRunId,
     LogFilter,
     LogFilterFlowRunId,
 )
 
 from flows.render_manifest import render_manifest
 from tasks.gallery import GALLERY
-from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs, wait_for
-from tests.support import Bucket, WebFolder
+from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs
+from tests.support import Bucket, WebFolder, run_family, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -57,18 +56,6 @@ def gallery_counts(out: Path) -> dict[str, int]:
     """The counts at the top of the gallery page the flow wrote."""
     text = (out / GALLERY / "index.html").read_text()
     return {status: int(re.search(rf"(\d+) {status}\b", text)[1]) for status in ("rendered", "failed", "pending")}
-
-
-def family(client: SyncPrefectClient, run_id: UUID) -> list[UUID]:
-    """A flow run's id and those of its subflow runs, at any depth."""
-    runs, todo = [run_id], [run_id]
-    while todo:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=todo))
-        )
-        todo = [child.id for child in children if child.id not in runs]
-        runs += todo
-    return runs
 
 
 # --- a clean run: files, artifacts, names, logs --------------------------------------------------------------------
@@ -108,7 +95,7 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
 
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(run_id).name == "render-Spring Batch"
-        runs = family(client, run_id)  # the run and its subflow runs, if the fan-out is a subflow
+        runs = run_family(client, run_id)  # the run and its subflow runs, if the fan-out is a subflow
 
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=runs))
@@ -415,7 +402,7 @@ def test_a_failed_pair_is_a_failed_task_run_with_its_reason(tiny: Tiny, tmp_path
     reason = f"content image {tmp_path.resolve()}/nowhere.png: not found"
     assert by_status(summary, "failed")["lost"]["reason"] == reason
     with get_client(sync_client=True) as client:
-        runs = family(client, run_id)
+        runs = run_family(client, run_id)
         task_runs = {
             t.name: t for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
         }

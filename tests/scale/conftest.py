@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.scale.scale_helpers import BIN, PrefectServer, Processes, base_env, free_port, wait_for, write_manifest
+from tests.scale.scale_helpers import BIN, PrefectServer, Processes, base_env, free_port, write_manifest
+from tests.support import wait_for
 
 
 def _healthy(url: str) -> bool:

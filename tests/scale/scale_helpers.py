@@ -21,6 +21,8 @@ from uuid import UUID
 
 import psutil
 
+from tests.support import run_family
+
 timing = logging.getLogger("tests.scale.timing")  # shown with --log-cli-level=INFO
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's console scripts: dask, prefect
@@ -135,18 +137,6 @@ def _signal_tree(proc: subprocess.Popen[bytes], descendants: list[psutil.Process
                 child.send_signal(sig)
 
 
-def wait_for(check: Callable[[], Any], timeout: float, every: float = 0.5, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
 def write_manifest(root: Path, make_image: Callable[..., Any], contents: int, styles: int, name: str) -> Path:
     """Tiny images in ``root`` and a manifest of every content x every style (paths relative to it)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -181,20 +171,6 @@ def overlaps(markers: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
         spans.sort()
         found += [(worker, a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
     return found
-
-
-def run_family(client: Any, run_id: UUID) -> list[UUID]:
-    """A flow run's id and those of its subflow runs, at any depth."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    runs, todo = [run_id], [run_id]
-    while todo:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=todo))
-        )
-        todo = [child.id for child in children if child.id not in runs]
-        runs += todo
-    return runs
 
 
 def render_logs(run_id: UUID) -> list[Any]:

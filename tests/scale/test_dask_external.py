@@ -22,9 +22,9 @@ from tests.scale.scale_helpers import (
     free_port,
     overlaps,
     render_logs,
-    wait_for,
     worker_pids,
 )
+from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

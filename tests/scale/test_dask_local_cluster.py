@@ -16,7 +16,8 @@ import flows.render_manifest
 from flows.executors import cluster_has_gpus
 from flows.render_manifest import render_manifest
 from tasks.devices import gpu_count
-from tests.scale.scale_helpers import TINY, done_markers, overlaps, render_logs, wait_for, worker_pids
+from tests.scale.scale_helpers import TINY, done_markers, overlaps, render_logs, worker_pids
+from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 timing = logging.getLogger("tests.scale.timing")  # shown with --log-cli-level=INFO

@@ -24,9 +24,9 @@ from tests.scale.scale_helpers import (
     PrefectServer,
     Processes,
     done_markers,
-    wait_for,
     worker_pids,
 )
+from tests.support import wait_for
 
 POOL = "scale-process-pool"
 timing = logging.getLogger("tests.scale.timing")  # shown with --log-cli-level=INFO

@@ -13,7 +13,7 @@ import pytest
 
 from tasks.manifest import Pair
 from tests.conftest import make_image
-from tests.gallery.gallery_helpers import CHROMIUM, CHROMIUM_ARGS, read_pairs, render_or_record, write_manifest
+from tests.tasks.gallery_helpers import CHROMIUM, CHROMIUM_ARGS, read_pairs, render_or_record, write_manifest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +17,9 @@ from PIL import Image
 from nst_core import Settings
 from tasks.failures import failure_of
 from tasks.manifest import Pair, read_manifest
-from tasks.run_pair import RunOptions, failure_record, run_pair
+from tasks.options import RunOptions
+from tasks.records import RESULT, InputFile, LossRow, RenderRecord, RenderTimings, pair_files
+from tasks.run_pair import failure_record, run_pair
 from tasks.storage import write_failure, write_pair
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LOSS_COLUMNS = ["iteration", "content", "style", "tv", "total", "lr", "elapsed_s", "level"]
 
 
 def write_manifest(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
@@ -77,7 +77,7 @@ def jpeg_bytes(image: Image.Image) -> bytes:
 
 @dataclass(frozen=True)
 class FakePair:
-    """The files of a pair folder as ``run_pair`` writes them, without rendering."""
+    """A pair folder as ``run_pair`` writes it (through ``tasks.records``), without rendering."""
 
     pair_id: str
     content: str
@@ -85,60 +85,48 @@ class FakePair:
     settings: Settings = field(default_factory=lambda: Settings.from_values({**FAST, "iterations": 3, "device": "cpu"}))
     tags: tuple[str, ...] = ()
     row: int = 2
-    iterations: int = 3
 
     @property
-    def fingerprint(self) -> str:
-        return Pair(self.pair_id, self.row, self.content, self.styles, self.settings, self.tags).fingerprint
+    def pair(self) -> Pair:
+        return Pair(self.pair_id, self.row, self.content, self.styles, self.settings, self.tags)
 
-    def losses(self) -> list[dict[str, float]]:
+    def losses(self) -> list[LossRow]:
         return [
-            {"iteration": i, "content": 2.0 / i, "style": 0.5 / i, "tv": 3.0 / i, "total": 4e5 / i, "lr": 1.0}
-            | {"elapsed_s": 0.01 * i, "level": 1}
-            for i in range(1, self.iterations + 1)
+            LossRow(iteration=i, content=2.0 / i, style=0.5 / i, tv=3.0 / i, total=4e5 / i, lr=1.0, elapsed_s=0.01 * i)
+            for i in range(1, self.settings.total_iterations + 1)
         ]
 
-    def files(self, result: bytes) -> tuple[dict[str, bytes], dict[str, Any]]:
-        """(files, marker) for ``storage.write_pair``, with the keys ``run_pair`` writes."""
-        losses = self.losses()
-        lines = [",".join(LOSS_COLUMNS), *(",".join(str(step[c]) for c in LOSS_COLUMNS) for step in losses)]
-        meta = {
-            "pair_id": self.pair_id,
-            "row": self.row,
-            "tags": list(self.tags),
-            "content": {"uri": self.content, "sha256": "0" * 64},
-            "styles": [{"uri": uri, "sha256": "1" * 64} for uri in self.styles],
-            "settings": self.settings.model_dump(mode="json"),
-            "device": "cpu",
-            "precision": "fp32",
-            "timings": {"setup_s": 0.1, "optimise_s": 0.2, "ms_per_iteration": 66.0, "evaluations": 4, "wall_s": 0.3},
-            "versions": {"stylebatch": "0.1.0", "torch": "2", "torchvision": "0", "pillow": "11", "python": "3.11"},
-        }
-        marker = {
-            "pair_id": self.pair_id,
-            "fingerprint": self.fingerprint,
-            "final": losses[-1],
-            "wall_s": 0.3,
-            "device": "cpu",
-            "worker": "test-host:1",
-            "started_at": datetime.now(UTC).isoformat(),
-            "finished_at": datetime.now(UTC).isoformat(),
-        }
-        files = {
-            "result.png": result,
-            "losses.csv": ("\n".join(lines) + "\n").encode(),
-            "settings.json": json.dumps(meta, indent=2).encode(),
-        }
-        return files, marker
+    def record(self) -> RenderRecord:
+        now = datetime.now(UTC)
+        return RenderRecord(
+            pair_id=self.pair_id,
+            fingerprint=self.pair.fingerprint,
+            final=self.losses()[-1],
+            wall_s=0.3,
+            device="cpu",
+            worker="test-host:1",
+            started_at=now,
+            finished_at=now,
+            row=self.row,
+            tags=list(self.tags),
+            content=InputFile(uri=self.content, sha256="0" * 64),
+            styles=[InputFile(uri=uri, sha256="1" * 64) for uri in self.styles],
+            settings=self.settings,
+            precision="fp32",
+            timings=RenderTimings(setup_s=0.1, optimise_s=0.2, ms_per_iteration=66.0, evaluations=4, wall_s=0.3),
+        )
+
+    def files(self, result: bytes) -> dict[str, bytes]:
+        """The folder's files, with ``result`` (any bytes) as the result."""
+        return pair_files(self.record(), Image.new("RGB", (4, 4)), self.losses(), {}) | {RESULT: result}
 
     def write(self, out: str, result: bytes) -> None:
-        write_pair(out, self.pair_id, *self.files(result))
+        write_pair(out, self.pair_id, self.files(result))
 
 
 def fake_failure(out: str, pair: FakePair, error: BaseException) -> None:
     """A failed pair, recorded as the render task records it."""
-    real = Pair(pair.pair_id, pair.row, pair.content, pair.styles, pair.settings, pair.tags)
-    write_failure(out, pair.pair_id, failure_record(real, failure_of(error).reason))
+    write_failure(out, pair.pair_id, failure_record(pair.pair, failure_of(error).reason))
 
 
 # --- pages on disk ---------------------------------------------------------------------------------------------

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tasks.gallery import build_gallery
-from tests.gallery.gallery_helpers import load_images, watch
+from tasks.records import DONE, RECORD, read_record
+from tests.tasks.gallery_helpers import load_images, watch
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from playwright.sync_api import Page
 
-    from tests.gallery.conftest import SmallRoot
+    from tests.tasks.conftest import SmallRoot
 
 NewPage = Callable[..., "Page"]
 
@@ -67,7 +67,8 @@ def test_clicking_a_result_opens_its_detail_page(built: SmallRoot, new_page: New
     log = watch(page)
     page.goto((built.gallery / "index.html").as_uri())
     pair = built.variants[1]  # 3 iterations
-    done = json.loads((built.out / pair.pair_id / "done.json").read_text())
+    folder = built.out / pair.pair_id
+    final = read_record((folder / RECORD).read_bytes(), (folder / DONE).read_bytes()).final
 
     page.locator(f'a[href="pairs/{pair.pair_id}.html"]').click()
     page.wait_for_load_state("load")
@@ -84,8 +85,8 @@ def test_clicking_a_result_opens_its_detail_page(built: SmallRoot, new_page: New
     assert settings["image_size"] == "32"
     assert settings["weights"] == "random:0"
     assert settings["device"] == "cpu"
-    assert settings["final total loss"] == f"{done['final']['total']:.4g}"
-    assert settings["final style loss"] == f"{done['final']['style']:.4g}"
+    assert settings["final total loss (weighted)"] == f"{final.total:.4g}"
+    assert settings["final style loss (weighted)"] == f"{pair.settings.style_weight * final.style:.4g}"
     assert "iterations=3" in page.locator("header").inner_text()
     page.screenshot(path=str(artifacts / "gallery-detail.png"), full_page=True)
 

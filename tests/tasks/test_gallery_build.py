@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import re
 from pathlib import Path
@@ -12,12 +10,16 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from nst_core import Settings
-from tasks.gallery import build_gallery, read_entries
+from tasks.gallery import build_gallery
+from tasks.gallery_entries import read_entries
 from tasks.gallery_images import CELL, THUMB
 from tasks.manifest import read_manifest
-from tasks.run_pair import RunOptions, run_pair
+from tasks.options import RunOptions
+from tasks.records import DONE, RECORD, read_record
+from tasks.run_pair import run_pair
 from tests.conftest import make_image
-from tests.gallery.gallery_helpers import (
+from tests.support import png_header
+from tests.tasks.gallery_helpers import (
     FAST,
     FakePair,
     fake_failure,
@@ -26,10 +28,9 @@ from tests.gallery.gallery_helpers import (
     resolved_links,
     write_manifest,
 )
-from tests.support import png_header
 
 if TYPE_CHECKING:
-    from tests.gallery.conftest import SmallRoot
+    from tests.tasks.conftest import SmallRoot
 
 BACKGROUND = (24, 24, 24)  # the contact sheet's empty colour
 OLD = 1_000_000_000  # an mtime (2001) no build of today can leave behind
@@ -48,6 +49,7 @@ def test_build_returns_where_the_pages_are_and_what_they_show(small_root: SmallR
         "pairs": 6,
         "contents": 3,  # content1, content2 and the failed pair's missing.png
         "styles": 2,
+        "notes": [],
     }
     index = (small_root.gallery / "index.html").read_text(encoding="utf-8")
     assert "5 rendered &middot; 1 failed &middot; 0 pending" in index
@@ -118,8 +120,11 @@ def test_every_pair_has_a_detail_page(small_root: SmallRoot) -> None:
         assert html.count("<polyline") == 4  # total, content, style, tv
         assert f"../../{pair.pair_id}/result.png" in html
         assert "<dt>iterations</dt><dd>" + str(pair.settings.iterations) + "</dd>" in html
-        done = json.loads((small_root.out / pair.pair_id / "done.json").read_text())
-        assert f"<dt>final total loss</dt><dd>{done['final']['total']:.4g}</dd>" in html
+        folder = small_root.out / pair.pair_id
+        record = read_record((folder / RECORD).read_bytes(), (folder / DONE).read_bytes())
+        for term, value in record.final.weighted(record.settings).items():  # as the chart plots them
+            assert f"<dt>final {term} loss (weighted)</dt><dd>{value:.4g}</dd>" in html
+        assert record.final.weighted(record.settings)["style"] == record.settings.style_weight * record.final.style
         assert "<dt>device</dt><dd>cpu</dd>" in html
     failed = pages[small_root.failed.pair_id].read_text(encoding="utf-8")
     assert '<p class="error">content image ' in failed
@@ -202,11 +207,11 @@ def test_manifest_shows_its_pairs_in_its_order_and_pending_ones(small_root: Smal
     manifest = write_manifest(tmp_path / "view.csv", rows)
     pairs = read_manifest(str(manifest)).pairs
 
-    built = build_gallery(str(small_root.out), str(manifest))
+    built = build_gallery(str(small_root.out), pairs)
 
     assert (built["pairs"], built["contents"], built["styles"]) == (3, 2, 2)
-    assert [e.pair_id for e in read_entries(str(small_root.out), str(manifest))] == [p.pair_id for p in pairs]
-    assert [e.status for e in read_entries(str(small_root.out), str(manifest))] == ["rendered", "rendered", "pending"]
+    assert [e.pair_id for e in read_entries(str(small_root.out), pairs)] == [p.pair_id for p in pairs]
+    assert [e.status for e in read_entries(str(small_root.out), pairs)] == ["rendered", "rendered", "pending"]
     index = small_root.gallery / "index.html"
     html = index.read_text(encoding="utf-8")
     assert "2 rendered &middot; 0 failed &middot; 1 pending" in html
@@ -222,22 +227,40 @@ def test_manifest_shows_its_pairs_in_its_order_and_pending_ones(small_root: Smal
     resolved_links(index, small_root.out)
 
 
-def test_manifest_finds_pairs_rendered_with_the_runs_defaults(tmp_path: Path) -> None:
-    """`stylebatch run M --iterations 2 ...` renders pairs whose ids hash those defaults; the run's own
-    gallery (build_gallery(out, M), as render_manifest calls it) must still show them as rendered."""
+def test_a_manifest_without_the_runs_settings_finds_its_results_and_names_the_flags(tmp_path: Path) -> None:
+    """`stylebatch run M --iterations 2` renders pairs whose ids hash that default; `gallery --manifest M`
+    without the flag computes other ids: the pair is pending, and the gallery names the flag that matches."""
     for seed, name in enumerate(["c.png", "s.png"], start=1):
         make_image(seed).save(tmp_path / name)
     manifest = tmp_path / "m.csv"
     manifest.write_text("content,style\nc.png,s.png\n")
-    (pair,) = read_manifest(str(manifest), FAST | {"iterations": 2}).pairs  # what the flow renders
-    run_pair(pair, RunOptions(str(tmp_path / "out")), "cpu")
+    (rendered,) = read_manifest(str(manifest), FAST | {"iterations": 2}).pairs  # what the run rendered
+    run_pair(rendered, RunOptions(str(tmp_path / "out")), "cpu")
+    (asked,) = read_manifest(str(manifest), FAST).pairs  # the gallery's flags lack --iterations 2
+    assert asked.pair_id != rendered.pair_id
 
-    defaults = FAST | {"iterations": 2}
-    built = build_gallery(str(tmp_path / "out"), str(manifest), defaults)
+    built = build_gallery(str(tmp_path / "out"), [asked])
 
-    statuses = [e.status for e in read_entries(str(tmp_path / "out"), str(manifest), defaults)]
-    assert statuses == ["rendered"], f"the rendered pair {pair.pair_id} is shown as {statuses}"
-    assert built["pairs"] == 1
+    (entry,) = read_entries(str(tmp_path / "out"), [asked])
+    assert entry.status == "pending"
+    note = f"{rendered.pair_id} rendered this row with other settings: pass --iterations 2 to show it"
+    assert built["notes"] == [f"{asked.pair_id} (pending): {note}"]
+    page = (tmp_path / "out" / "gallery" / "pairs" / f"{asked.pair_id}.html").read_text(encoding="utf-8")
+    assert "pass --iterations 2 to show it" in page
+    (shown,) = read_entries(str(tmp_path / "out"), read_manifest(str(manifest), FAST | {"iterations": 2}).pairs)
+    assert shown.status == "rendered"
+
+
+def test_a_folder_without_its_completion_record_is_unfinished(tmp_path: Path) -> None:
+    """What a crash between S3 writes leaves: settings, result and losses, but no completion record."""
+    out = tmp_path / "out"
+    for name in ("crashed", "whole"):
+        FakePair(name, str(tmp_path / "c.png"), (str(tmp_path / "s.png"),)).write(str(out), png_bytes(make_image(1)))
+    (out / "crashed" / DONE).unlink()
+
+    assert [(e.pair_id, e.status) for e in read_entries(str(out))] == [("whole", "rendered")]
+    pair = FakePair("crashed", str(tmp_path / "c.png"), (str(tmp_path / "s.png"),)).pair
+    assert [e.status for e in read_entries(str(out), [pair])] == ["pending"]
 
 
 def test_unfinished_hidden_and_foreign_folders_are_left_out(small_root: SmallRoot) -> None:
@@ -246,8 +269,8 @@ def test_unfinished_hidden_and_foreign_folders_are_left_out(small_root: SmallRoo
     (out / "unfinished" / "result.png").write_bytes(png_bytes(make_image(5)))
     (out / ".staging.1234.tmp").mkdir()
     (out / "foreign").mkdir()
-    (out / "foreign" / "settings.json").write_text("not json")
-    (out / "foreign" / "done.json").write_text("{}")
+    (out / "foreign" / RECORD).write_text("not json")
+    (out / "foreign" / DONE).write_text("{}")
     (out / "notes.txt").write_text("a file, not a folder")
 
     built = build_gallery(str(out))
@@ -264,18 +287,12 @@ def test_an_empty_root_gives_an_empty_page_and_no_contact_sheet(tmp_path: Path) 
     assert "0 rendered &middot; 0 failed &middot; 0 pending" in Path(built["index"]).read_text(encoding="utf-8")
 
 
-def test_fake_pair_folders_hold_what_run_pair_writes(small_root: SmallRoot, tmp_path: Path) -> None:
-    """The fake folders of the scale and S3 tests stay true to real ones."""
-    real = small_root.out / small_root.rendered[0].pair_id
-    fake = FakePair("fake", small_root.rendered[0].content, small_root.rendered[0].styles)
-    files, marker = fake.files(png_bytes(make_image(1)))
-
-    assert set(files) | {"done.json"} == {p.name for p in real.iterdir()}
-    assert set(json.loads(files["settings.json"])) == set(json.loads((real / "settings.json").read_text()))
-    assert set(marker) == set(json.loads((real / "done.json").read_text()))
-    assert set(marker["final"]) == set(json.loads((real / "done.json").read_text())["final"])
-    real_csv = (real / "losses.csv").read_text().splitlines()[0]
-    assert io.StringIO(files["losses.csv"].decode()).readline().strip() == real_csv
+def test_real_pair_folders_read_back_through_the_records(small_root: SmallRoot) -> None:
+    for pair in small_root.rendered:
+        folder = small_root.out / pair.pair_id
+        record = read_record((folder / RECORD).read_bytes(), (folder / DONE).read_bytes())
+        assert (record.pair_id, record.fingerprint, record.row) == (pair.pair_id, pair.fingerprint, pair.row)
+        assert record.settings == pair.settings.model_copy(update={"device": "cpu"})
 
 
 def test_damaged_huge_and_missing_files_never_stop_the_gallery(tmp_path: Path) -> None:

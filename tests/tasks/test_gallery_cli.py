@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from click.testing import CliRunner
 
 from flows.cli import main
-from tests.gallery.gallery_helpers import write_manifest
+from tests.tasks.gallery_helpers import write_manifest
 
 if TYPE_CHECKING:
-    from tests.gallery.conftest import SmallRoot
+    from tests.tasks.conftest import SmallRoot
 
 
 def test_gallery_prints_the_index_path(small_root: SmallRoot) -> None:

@@ -13,7 +13,7 @@ from markupsafe import escape
 
 from tasks.gallery import build_gallery
 from tests.conftest import make_image
-from tests.gallery.gallery_helpers import (
+from tests.tasks.gallery_helpers import (
     FakePair,
     fake_failure,
     load_images,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tasks.gallery import build_gallery
 from tests.conftest import make_image
-from tests.gallery.gallery_helpers import (
+from tests.tasks.gallery_helpers import (
     FakePair,
     jpeg_bytes,
     load_images,
@@ -58,6 +58,7 @@ def test_the_gallery_is_written_into_the_bucket(s3: Bucket, s3_root: tuple[str, 
         "pairs": 4,
         "contents": 3,
         "styles": 1,
+        "notes": [],
     }
     keys = s3.keys("renders/gallery")
     assert {"index.html", "contact_sheet.png"} <= keys

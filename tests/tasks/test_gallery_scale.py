@@ -1,9 +1,7 @@
-"""500 pairs (25 contents x 20 styles) of fake pair folders: the gallery is complete and built in under a minute."""
+"""500 pairs (25 contents x 20 styles) of fake pair folders: the gallery is complete (its speed: bench/gallery.py)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from tasks.gallery import build_gallery
 from tests.conftest import make_image
-from tests.gallery.gallery_helpers import FakePair, parse_page, png_bytes
+from tests.tasks.gallery_helpers import FakePair, parse_page, png_bytes
 
 CONTENTS, STYLES = 25, 20
 
@@ -33,21 +31,9 @@ def big_root(tmp_path: Path) -> Path:
     return out
 
 
-# record_property warns under --junitxml's default family (xunit2), where testcase properties are not allowed;
-# the suite-level property below is what xunit2 reports carry.
-@pytest.mark.filterwarnings("ignore:record_property is incompatible with junit_family:pytest.PytestWarning")
-def test_500_pairs_build_completely_in_under_a_minute(
-    big_root: Path,
-    record_property: Callable[[str, object], None],
-    record_testsuite_property: Callable[[str, object], None],
-) -> None:
-    start = time.perf_counter()
+def test_500_pairs_build_completely(big_root: Path) -> None:
+    """Every pair gets its thumbnail, page and cell (how fast: bench/gallery.py)."""
     built = build_gallery(str(big_root))
-    seconds = time.perf_counter() - start
-
-    print(f"gallery of {built['pairs']} pairs built in {seconds:.2f} s")
-    record_property("build_seconds", round(seconds, 3))
-    record_testsuite_property("gallery_500_pairs_build_seconds", round(seconds, 3))
     assert (built["pairs"], built["contents"], built["styles"]) == (500, CONTENTS, STYLES)
     gallery = big_root / "gallery"
     assert len(list((gallery / "thumbs").iterdir())) == 500
@@ -58,7 +44,6 @@ def test_500_pairs_build_completely_in_under_a_minute(
     assert index.tags.count("tr") == CONTENTS + 1
     hrefs = {value for tag, _, value in index.links if tag == "a" and value.startswith("pairs/")}
     assert hrefs == {f"pairs/c{i:02d}__s{j:02d}.html" for i in range(CONTENTS) for j in range(STYLES)}
-    assert seconds < 60, f"the issue asks for a 500-pair gallery in under a minute; it took {seconds:.1f} s"
 
 
 def test_a_rebuild_lists_the_thumbnail_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
