@@ -3,7 +3,7 @@
     uv run python bench/gallery.py            # 25 x 20 pairs
     uv run python bench/gallery.py --contents 40 --styles 12
 
-The pair folders are written with ``tasks.records`` as ``run_pair`` writes them (64 px results,
+The pair folders are written through ``tasks.records`` as ``run_pair`` writes them (64 px results,
 96 x 64 inputs), without rendering. The rebuild finds every thumbnail made and reads no result.
 """
 
@@ -12,60 +12,26 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from nst_core import Settings
 from tasks.gallery import build_gallery
-from tasks.manifest import Pair
-from tasks.records import InputFile, LossRow, RenderRecord, RenderTimings, pair_files
-from tasks.storage import write_pair
-
-
-def noise(seed: int, size: tuple[int, int]) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    return Image.fromarray(pixels, "RGB")
+from tests.conftest import make_image
+from tests.tasks.gallery_helpers import FakePair, png_bytes
 
 
 def fake_root(root: Path, contents: int, styles: int) -> str:
-    settings = Settings(weights="random:0", image_size=64, iterations=10, start_size=0)
-    losses = [
-        LossRow(iteration=i, content=1 / i, style=1 / i, tv=1 / i, total=3 / i, lr=1, elapsed_s=i) for i in range(1, 11)
-    ]
+    """Pair folders as the tests fake them (``FakePair``: real records, no render), 96 x 64 inputs."""
+    out = str(root / "renders")
+    (root / "inputs").mkdir(parents=True)
     inputs = {}
     for kind, count in (("content", contents), ("style", styles)):
         for i in range(count):
-            path = root / "inputs" / f"{kind}{i:02d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            noise(hash((kind, i)) % 2**32, (96, 64)).save(path)
-            inputs[kind, i] = str(path)
-    now = datetime.now(UTC)
-    out = str(root / "renders")
+            inputs[kind, i] = str(root / "inputs" / f"{kind}{i:02d}.png")
+            make_image(hash((kind, i)) % 2**32, (96, 64)).save(inputs[kind, i])
     for i in range(contents):
         for j in range(styles):
-            pair = Pair(
-                f"c{i:02d}__s{j:02d}", 2 + i * styles + j, inputs["content", i], (inputs["style", j],), settings
-            )
-            record = RenderRecord(
-                pair_id=pair.pair_id,
-                fingerprint=pair.fingerprint,
-                final=losses[-1],
-                wall_s=1.0,
-                device="cpu",
-                worker="bench:1",
-                started_at=now,
-                finished_at=now,
-                row=pair.row,
-                content=InputFile(uri=pair.content),
-                styles=[InputFile(uri=pair.styles[0])],
-                settings=settings,
-                precision="fp32",
-                timings=RenderTimings(setup_s=0, optimise_s=1, ms_per_iteration=100, evaluations=10, wall_s=1),
-            )
-            write_pair(out, pair.pair_id, pair_files(record, noise(pair.row, (64, 64)), losses, {}))
+            pair = FakePair(f"c{i:02d}__s{j:02d}", inputs["content", i], (inputs["style", j],), row=2 + i * styles + j)
+            pair.write(out, png_bytes(make_image(pair.row, (64, 64))))
     return out
 
 

@@ -120,7 +120,7 @@ def _entry(pair_id: str, blobs: dict[str, bytes | None]) -> Entry | None:
 
 
 def _other_settings(pair: Pair, others: list[Entry]) -> str:
-    """"pass --flag value ..." for the one rendering of ``pair``'s row and inputs among ``others``, else ""."""
+    """ "pass --flag value ..." for the one rendering of ``pair``'s row and inputs among ``others``, else ""."""
     same = [
         e
         for e in others

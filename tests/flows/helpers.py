@@ -10,10 +10,11 @@ from typing import Any
 from uuid import UUID
 
 from tasks.gallery import GALLERY
+from tasks.records import DONE, LOSSES, RECORD, RESULT
 
 # Settings for every flow test: a random tiny VGG, 32 px, 2 iterations (~0.3 s per pair on a CPU).
 FAST = {"weights": "random:0", "image_size": 32, "iterations": 2}
-PAIR_FILES = {"result.png", "losses.csv", "settings.json", "done.json"}
+PAIR_FILES = {RESULT, LOSSES, RECORD, DONE}
 
 
 def pair_dirs(out: Path) -> dict[str, set[str]]:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from flows.cli import main
+from tasks.records import DONE, RECORD, read_record
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -85,10 +86,10 @@ def test_run_prints_summary_and_uses_flags_as_defaults(tiny: Tiny, tmp_path: Pat
     }
     assert f"gallery: {out}/gallery/index.html" in result.stdout.splitlines()
     assert pair_dirs(out) == {pair_id: PAIR_FILES for pair_id in "abcd"}
-    settings = {p: json.loads((out / p / "settings.json").read_text())["settings"] for p in "abcd"}
-    assert {p: s["iterations"] for p, s in settings.items()} == {"a": 2, "b": 2, "c": 3, "d": 2}
-    assert {s["image_size"] for s in settings.values()} == {32}
-    assert {s["weights"] for s in settings.values()} == {"random:0"}
+    settings = {p: read_record((out / p / RECORD).read_bytes(), (out / p / DONE).read_bytes()).settings for p in "abcd"}
+    assert {p: s.iterations for p, s in settings.items()} == {"a": 2, "b": 2, "c": 3, "d": 2}
+    assert {s.image_size for s in settings.values()} == {32}
+    assert {s.weights for s in settings.values()} == {"random:0"}
     # stderr is not a terminal here: plain lines, one per pair, no bars
     assert sorted(line for line in result.stderr.splitlines() if line.startswith("row ")) == [
         f"row {row} {pair_id}: rendered in {line_time}"

@@ -27,6 +27,7 @@ from prefect.client.schemas.filters import (
 
 from flows.render_manifest import render_manifest
 from tasks.gallery import GALLERY
+from tasks.records import DONE, RECORD, read_record
 from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs
 from tests.support import Bucket, WebFolder, run_family, wait_for
 
@@ -80,13 +81,10 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
         losses = pd.read_csv(folder / "losses.csv")
         assert len(losses) == 2
         assert {"iteration", "content", "style", "tv", "total"} <= set(losses.columns)
-        settings = json.loads((folder / "settings.json").read_text())
-        assert settings["pair_id"] == pair_id
-        assert settings["settings"]["iterations"] == 2
-        assert settings["settings"]["weights"] == "random:0"
-        marker = json.loads((folder / "done.json").read_text())
-        assert marker["pair_id"] == pair_id
-        assert marker["final"]["total"] == pytest.approx(losses["total"].iloc[-1], rel=1e-6)
+        record = read_record((folder / RECORD).read_bytes(), (folder / DONE).read_bytes())
+        assert record.pair_id == pair_id
+        assert (record.settings.iterations, record.settings.weights) == (2, "random:0")
+        assert record.final.total == pytest.approx(losses["total"].iloc[-1], rel=1e-6)
     assert all(Path(row["output"]).is_file() for row in summary["pairs"])
     assert Path(summary["gallery"]["index"]).is_file()
     assert {(Path(r["content"]).name, Path(r["style"]).name) for r in summary["pairs"]} == {
@@ -172,8 +170,9 @@ def test_reruns_skip_finished_pairs_and_render_changed_rows(tiny: Tiny, tmp_path
     (new_id,) = by_status(changed, "rendered")
     assert new_id not in mtimes
     assert set(by_status(changed, "skipped")) < set(mtimes)
-    settings = json.loads((out / new_id / "settings.json").read_text())
-    assert settings["settings"]["iterations"] == 3
+    assert (
+        read_record((out / new_id / RECORD).read_bytes(), (out / new_id / DONE).read_bytes()).settings.iterations == 3
+    )
     assert len(pd.read_csv(out / new_id / "losses.csv")) == 3
     assert {k: v for k, v in result_mtimes(out).items() if k in mtimes} == mtimes
 
@@ -334,9 +333,8 @@ def test_s3_inputs_manifest_and_outputs(tiny: Tiny, s3: Bucket) -> None:
         assert row["output"] == f"{out}/{row['id']}/result.png"
         with Image.open(io.BytesIO(s3.get(f"renders/{row['id']}/result.png"))) as image:
             assert image.size == (32, 26)
-        settings = json.loads(s3.get(f"renders/{row['id']}/settings.json"))
-        assert settings["content"]["uri"] == row["content"]
-        assert json.loads(s3.get(f"renders/{row['id']}/done.json"))["pair_id"] == row["id"]
+        record = read_record(s3.get(f"renders/{row['id']}/{RECORD}"), s3.get(f"renders/{row['id']}/{DONE}"))
+        assert (record.content.uri, record.pair_id) == (row["content"], row["id"])
         assert len(pd.read_csv(io.BytesIO(s3.get(f"renders/{row['id']}/losses.csv")))) == 2
 
     again, _ = run(manifest, out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import signal
@@ -21,6 +20,7 @@ from uuid import UUID
 
 import psutil
 
+from tasks.records import DONE, Completion, read_completion
 from tests.support import run_family
 
 timing = logging.getLogger("tests.scale.timing")  # shown with --log-cli-level=INFO
@@ -151,21 +151,20 @@ def write_manifest(root: Path, make_image: Callable[..., Any], contents: int, st
     return path
 
 
-def done_markers(out: Path) -> list[dict[str, Any]]:
-    """The ``done.json`` of every finished pair under ``out``."""
-    return [json.loads(p.read_text()) for p in sorted(out.glob("*/done.json"))]
+def done_markers(out: Path) -> list[Completion]:
+    """The completion record of every finished pair under ``out``."""
+    return [read_completion(p.read_bytes()) for p in sorted(out.glob(f"*/{DONE}"))]
 
 
-def worker_pids(markers: Iterable[dict[str, Any]]) -> set[int]:
-    return {int(m["worker"].rpartition(":")[2]) for m in markers}
+def worker_pids(markers: Iterable[Completion]) -> set[int]:
+    return {int(m.worker.rpartition(":")[2]) for m in markers}
 
 
-def overlaps(markers: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
+def overlaps(markers: Iterable[Completion]) -> list[tuple[str, str, str]]:
     """(worker, pair, pair) for every two renders that ran at the same time in the same process."""
     by_worker: dict[str, list[tuple[datetime, datetime, str]]] = {}
     for m in markers:
-        span = (datetime.fromisoformat(m["started_at"]), datetime.fromisoformat(m["finished_at"]), m["pair_id"])
-        by_worker.setdefault(m["worker"], []).append(span)
+        by_worker.setdefault(m.worker, []).append((m.started_at, m.finished_at, m.pair_id))
     found = []
     for worker, spans in by_worker.items():
         spans.sort()

@@ -102,6 +102,6 @@ def test_dask_local_falls_back_to_a_local_cluster_without_gpus(manifest: Callabl
 
     assert (summary["rendered"], summary["skipped"], summary["failed"]) == (2, 0, 0)
     markers = done_markers(out)
-    assert {Path(row["output"]).parent.name for row in summary["pairs"]} == {m["pair_id"] for m in markers}
+    assert {Path(row["output"]).parent.name for row in summary["pairs"]} == {m.pair_id for m in markers}
     assert os.getpid() not in worker_pids(markers)  # rendered in the cluster's worker process
     assert len(worker_pids(markers)) == 1  # the fallback cluster has one worker

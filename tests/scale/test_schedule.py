@@ -109,7 +109,7 @@ def test_interval_schedule_runs_on_a_process_worker(
     markers = done_markers(out)
     assert len(markers) == 2
     assert os.getpid() not in worker_pids(markers)  # rendered in the worker's flow-run process
-    assert all((out / marker["pair_id"] / "result.png").is_file() for marker in markers)
+    assert all((out / marker.pair_id / "result.png").is_file() for marker in markers)
     assert (out / "gallery" / "index.html").is_file()
     timing.info("prefect server start: %.1f s", prefect_server.start_s)
     timing.info(

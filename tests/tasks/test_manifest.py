@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import pytest
 
-from nst_core import Settings, StorageError
+from nst_core import Settings, SettingsError, StorageError
 from tasks.manifest import Manifest, Pair, RowError, _auto_id, read_manifest
 from tasks.storage import pair_folder
 
@@ -410,3 +410,11 @@ def test_every_setting_but_the_device_and_input_limit_changes_the_pair_id(name: 
     same = before.fingerprint == after.fingerprint
     assert same is (name in NOT_IN_FINGERPRINT), f"{name}: fingerprint {'unchanged' if same else 'changed'}"
     assert (_auto_id(before) == _auto_id(after)) is same
+
+
+def test_a_bad_default_is_one_error_not_one_per_row(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("content,style\n" + "".join(f"c{i}.png,s.png\n" for i in range(5)))
+    with pytest.raises(SettingsError) as info:
+        read_manifest(str(manifest), {"iterations": "many", "style_weight": "3"})
+    assert [name for name, _ in info.value.problems] == ["iterations"]
