@@ -3,8 +3,8 @@
 Loss terms are scale-free by default (``normalization="target"``, see ``losses``), so one set of
 weights fits every backbone, weights file and image size; the defaults were picked with
 ``bench/quality.py``. ``normalization="reference"`` restores gordicaleksa/pytorch-neural-style-transfer's
-terms and weights (content 1e5, style 3e4, TV 1) to reproduce its numbers. Renders are multi-scale
-by default: see ``Settings.levels``.
+terms and weights (content 1e5, style 3e4, TV 1) to reproduce its numbers. ``start_size`` makes a
+render multi-scale: see ``Settings.levels``.
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ class Settings(BaseModel):
         "step with line search).",
     )
     start_size: int = Field(
-        128,
+        0,
         ge=0,
         le=8192,
-        description="Multi-scale: long side of the smallest level; levels double up to image_size "
-        "(image_size/2^k >= start_size). 0, or more than half of image_size: single scale.",
+        description="Multi-scale: long side of the smallest level, e.g. 128; levels double up to image_size "
+        "(image_size/2^k >= start_size). 0 (the default), or more than half of image_size: single scale.",
     )
     level_iterations: int = Field(
         150, ge=0, le=100_000, description="Multi-scale: optimisation steps at each level below image_size."

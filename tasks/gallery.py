@@ -37,12 +37,12 @@ def build_gallery(out: str, pairs: list[Pair] | None = None) -> dict[str, Any]:
     store = Store(fs)
     thumbs = result_thumbnails(store, root.rstrip("/"), gallery, entries)
     inputs = input_images(store, gallery, entries)
-    cells = {(c, s): [e for e in entries if (e.content, e.column) == (c, s)] for c in contents for s in columns}
+    grid = {(c, s): [e for e in entries if (e.content, e.column) == (c, s)] for c in contents for s in columns}
     files = {
         f"{gallery}/index.html": _ENV.get_template("index.html.j2").render(
             contents=contents,
             columns=columns,
-            cells=cells,
+            grid=grid,
             thumbs=thumbs,
             inputs=inputs,
             name=_name,
@@ -52,7 +52,7 @@ def build_gallery(out: str, pairs: list[Pair] | None = None) -> dict[str, Any]:
     for entry in entries:
         files[f"{gallery}/{entry.href}"] = _detail_page(entry, thumbs, inputs)
     store.put({path: text.encode() for path, text in files.items()})
-    sheet = contact_sheet(store, gallery, contents, columns, cells, thumbs, inputs)
+    sheet = contact_sheet(store, gallery, contents, columns, grid, thumbs, inputs)
     prefix = out.rstrip("/") + f"/{GALLERY}"
     return {
         "index": f"{prefix}/index.html",

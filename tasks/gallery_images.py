@@ -65,7 +65,7 @@ def contact_sheet(
     gallery: str,
     contents: list[str],
     columns: list[str],
-    cells: dict[tuple[str, str], list[Entry]],
+    grid: dict[tuple[str, str], list[Entry]],
     thumbs: dict[str, str],
     inputs: dict[str, dict[str, str]],
 ) -> str | None:
@@ -82,7 +82,7 @@ def contact_sheet(
     for j, content in enumerate(contents, start=1):
         _paste(sheet, blobs.get(f"{gallery}/{inputs.get(content, {}).get('thumb')}"), 0, j)
         for i, style in enumerate(columns, start=1):
-            cell = cells[(content, style)]
+            cell = grid[(content, style)]
             rendered = [e for e in cell if e.pair_id in thumbs]
             if rendered:
                 _paste(sheet, blobs.get(f"{gallery}/{thumbs[rendered[0].pair_id]}"), i, j)

@@ -39,8 +39,8 @@ def select_pairs(pairs: list[Pair], out: str, force: bool) -> tuple[list[Pair], 
 
     A pair whose marker cannot be read now is handed to its render task, which reports why.
     """
-    done = [] if force else [p for p in pairs if _finished(out, p)]
-    return [p for p in pairs if p not in done], done
+    finished_pairs = [] if force else [p for p in pairs if _finished(out, p)]
+    return [p for p in pairs if p not in finished_pairs], finished_pairs
 
 
 def _finished(out: str, pair: Pair) -> bool:

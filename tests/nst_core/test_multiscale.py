@@ -39,8 +39,10 @@ def test_levels(image_size: int, start_size: int, sizes: list[int]) -> None:
     assert s.total_iterations == 7 * (len(sizes) - 1) + 11
 
 
-def test_defaults_are_multi_scale() -> None:
-    assert len(Settings().levels()) > 1
+def test_single_scale_by_default_and_multi_scale_one_setting_away() -> None:
+    """bench/quality.py's time to quality at 512 px: multi-scale was not faster, so it is not the default."""
+    assert Settings().levels() == [(512, 500)]
+    assert [size for size, _ in Settings(start_size=128).levels()] == [128, 256, 512]
 
 
 def test_multiscale_gives_the_final_size_and_logs_every_level(pil_image: Callable[..., Image.Image]) -> None:
