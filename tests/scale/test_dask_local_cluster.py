@@ -71,7 +71,7 @@ def test_gpu_resource_gives_each_worker_one_render_at_a_time(
         assert worker_pids(markers) == pids  # both worker processes rendered, the test process none
         assert os.getpid() not in pids
         assert overlaps(markers) == [], "two renders ran at once on one worker"
-        timing.info("renders on Dask: %s s", ", ".join(f"{m['wall_s']:.2f}" for m in markers))
+        timing.info("renders on Dask: %s s", ", ".join(f"{m.wall_s:.2f}" for m in markers))
 
         # The loss terms each render task logs reach the API from the worker processes.
         run_id = state.state_details.flow_run_id

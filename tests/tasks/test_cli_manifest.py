@@ -18,7 +18,7 @@ from flows.cli import main
 from nst_core.images import encode_image
 from tasks.manifest import read_manifest
 
-if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
+if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
     from tests.support import Bucket
 
 

@@ -13,7 +13,7 @@ from nst_core import Settings, SettingsError, StorageError
 from tasks.manifest import Manifest, Pair, RowError, _auto_id, read_manifest
 from tasks.storage import pair_folder
 
-if TYPE_CHECKING:  # fixtures' types (tests/tasks/conftest.py)
+if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
     from tests.support import Bucket, WebFolder
 
 
