@@ -126,14 +126,15 @@ def web(tmp_path: Path) -> Iterator[WebFolder]:
 def prefect_api() -> Iterator[str]:
     """One temporary Prefect server (SQLite) for the whole session; yields its API URL.
 
-    Only tests that ask for it (the flow tests, through ``pytestmark``) start it: it takes ~10-15 s.
+    Only tests that ask for it (the flow tests, through ``pytestmark``) start it: it takes ~10-15 s, and over
+    a minute on a loaded machine.
     """
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline hosts log telemetry failures otherwise
-        with prefect_test_harness(server_startup_timeout=60):
+        with prefect_test_harness(server_startup_timeout=180):  # a loaded 2-core machine can take minutes
             yield str(PREFECT_API_URL.value())
 
 
