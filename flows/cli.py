@@ -377,17 +377,29 @@ def manifest_group() -> None:
 @manifest_group.command("cross")
 @click.argument("content_dir")
 @click.argument("style_dir")
+@click.option("-o", "--output", metavar="FILE", help="Write the manifest to FILE (path or URI) instead of stdout.")
 @setting_options
-def cross(content_dir: str, style_dir: str, **values: Any) -> None:
-    """Print a manifest of every image in CONTENT_DIR x every image in STYLE_DIR (setting flags become columns)."""
-    from tasks.manifest import cross_manifest
+def cross(content_dir: str, style_dir: str, output: str | None, **values: Any) -> None:
+    """Write a manifest of every image in CONTENT_DIR x every image in STYLE_DIR x every setting sweep.
 
+    Setting flags become columns. Values separated by | sweep a setting (--style-weight '1|3|10'); list
+    settings, whose values use | already, separate theirs by ; (--style-layers 'relu1_1|relu2_1;relu3_1').
+    Rows go content by content, style by style, then through the sweeps in the order of their flags.
+    Local paths are written relative to FILE's folder, or to the current folder when printing to stdout.
+    """
+    from tasks.cross import cross_manifest, parse_sweeps, write_manifest
+
+    given = {k: v for k, v in values.items() if v is not None}  # click keeps the command line's order
+    folder = "." if output is None else None if "://" in output else os.path.dirname(output) or "."
     try:
-        given = {k: v for k, v in values.items() if v is not None}
-        settings_from(given)
-        click.echo(cross_manifest(content_dir, style_dir, given), nl=False)
+        text = cross_manifest(content_dir, style_dir, parse_sweeps(given), folder)
+        if output is not None:
+            write_manifest(output, text)
     except NstError as exc:
         _fail(exc)
+    rows = text.count("\n") - 1  # the header's line is not a row
+    console.print(f"{rows} rows", highlight=False)
+    click.echo(text if output is None else output, nl=output is not None)
 
 
 def _fail(problem: Exception | str, code: int = 2) -> NoReturn:

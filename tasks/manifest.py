@@ -12,24 +12,32 @@ import io
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import fsspec
-
-from nst_core import InputError, Settings, SettingsError
+from nst_core import Settings, SettingsError
 from nst_core.images import read_bytes
 from nst_core.networks import RANDOM_WEIGHTS
 from nst_core.settings import INIT_MODES, parse_list
 
-__all__ = ["IMAGE_SUFFIXES", "Manifest", "Pair", "RowError", "cross_manifest", "manifest_name", "read_manifest"]
+__all__ = [
+    "FILE_SETTINGS",
+    "IMAGE_SUFFIXES",
+    "Manifest",
+    "Pair",
+    "RowError",
+    "is_file_reference",
+    "manifest_name",
+    "read_manifest",
+]
 
 REQUIRED = ("content", "style")
 COLUMNS = ("id", *REQUIRED, "tags", *Settings.model_fields)
+FILE_SETTINGS = ("init", "weights")  # settings that may name a file, relative to the manifest
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 GALLERY = "gallery"  # the output root's folder for the gallery: no pair may take it
@@ -118,8 +126,8 @@ def _parse_row(
     """The row's pair (None only if its inputs or settings cannot be made out) and all its problems."""
     errors = [RowError(row, "(row)", f"{len(record[_EXTRA])} more fields than the header")] if _EXTRA in record else []
     cells = {k: v.strip() for k, v in record.items() if k != _EXTRA and v is not None}
-    for column in ("init", "weights"):  # file references in setting cells are relative to the manifest too
-        if _is_file_reference(cells.get(column, "")):
+    for column in FILE_SETTINGS:  # file references in setting cells are relative to the manifest too
+        if is_file_reference(cells.get(column, "")):
             cells[column] = _resolve(cells[column], base)
     errors += [
         RowError(row, k, "missing: the row has fewer fields than the header") for k, v in record.items() if v is None
@@ -206,7 +214,8 @@ def _folder(uri: str) -> str:
     return posixpath.dirname(uri) if "://" in uri else str(Path(uri).resolve().parent)
 
 
-def _is_file_reference(value: str) -> bool:
+def is_file_reference(value: str) -> bool:
+    """True if a setting value names a file (not a mode such as ``content``, ``imagenet`` or ``random:0``)."""
     return bool(value) and value not in (*INIT_MODES, "imagenet") and not RANDOM_WEIGHTS.match(value)
 
 
@@ -221,26 +230,3 @@ def _resolve(ref: str, base: str) -> str:
     joined = posixpath.join(base, ref)
     protocol, sep, path = joined.rpartition("://")
     return f"{protocol}{sep}{posixpath.normpath(path)}"
-
-
-def cross_manifest(content_dir: str, style_dir: str, settings: Mapping[str, Any]) -> str:
-    """CSV of every content image x every style image in two folders, with constant setting columns."""
-    columns = ["content", "style", *settings]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
-    writer.writeheader()
-    for content in _list_images(content_dir):
-        for style in _list_images(style_dir):
-            writer.writerow({"content": content, "style": style, **settings})
-    return buffer.getvalue()
-
-
-def _list_images(folder: str) -> Iterable[str]:
-    """Image files directly in ``folder`` (path or URI), as absolute paths or URIs, sorted."""
-    fs, path = fsspec.url_to_fs(folder)
-    if not fs.isdir(path):
-        raise InputError(f"not a folder: {folder}")
-    names = sorted(p for p in fs.ls(path, detail=False) if p.lower().endswith(IMAGE_SUFFIXES))
-    if not names:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    return [fs.unstrip_protocol(p) if "://" in folder else p for p in names]

@@ -171,24 +171,76 @@ def make_folders(image_factory: Callable[..., Path], tmp_path: Path) -> tuple[Pa
     return contents, styles
 
 
-def test_manifest_cross_writes_the_full_product(tmp_path: Path, image_factory: Callable[..., Path]) -> None:
+def test_manifest_cross_writes_the_full_product(
+    tmp_path: Path, image_factory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     contents, styles = make_folders(image_factory, tmp_path)
+    monkeypatch.chdir(tmp_path)
     result = run("manifest", "cross", str(contents), str(styles), "--iterations", "5")
     assert result.exit_code == 0, result.stderr
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["content", "style", "iterations"]
     expected = [
-        [f"{contents}/{content}", f"{styles}/{style}", "5"]
+        [f"contents/{content}", f"styles/{style}", "5"]  # relative to the cwd: the output goes there
         for content in ["C.PNG", "a.png", "b.jpg"]  # sorted; notes.txt and nested/ left out
         for style in ["monet.jpeg", "wave.png"]
     ]
     assert rows[1:] == expected
+    assert "6 rows" in result.stderr
 
     manifest = read_manifest(write(tmp_path / "cross.csv", result.stdout.rstrip("\n")))
     assert manifest.errors == []
-    assert [(pair.content, pair.styles) for pair in manifest.pairs] == [(c, (s,)) for c, s, _ in expected]
+    base = tmp_path.resolve()
+    assert [(pair.content, pair.styles) for pair in manifest.pairs] == [
+        (f"{base}/{c}", (f"{base}/{s}",)) for c, s, _ in expected
+    ]
     assert {pair.settings.iterations for pair in manifest.pairs} == {5}
     assert len({pair.pair_id for pair in manifest.pairs}) == 6
+
+
+def test_manifest_cross_sweeps_into_a_file_in_another_folder(
+    tmp_path: Path, image_factory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contents, styles = make_folders(image_factory, tmp_path)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    flags = ["--image-size", "48|32", "--style-weight", "1|3|10", "--weights", "random:0", "--iterations", "2"]
+
+    result = run("manifest", "cross", "../contents", "../styles", *flags, "-o", "../sweeps/m.csv")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "../sweeps/m.csv\n"
+    assert "36 rows" in result.stderr  # 3 contents x 2 styles x 2 sizes x 3 weights
+    rows = list(csv.reader(io.StringIO((tmp_path / "sweeps" / "m.csv").read_text())))
+    assert rows[0] == ["content", "style", "image_size", "style_weight", "weights", "iterations"]  # flags' order
+    assert rows[1:4] == [
+        ["../contents/C.PNG", "../styles/monet.jpeg", "48", w, "random:0", "2"] for w in ["1", "3", "10"]
+    ]
+    manifest = read_manifest(str(tmp_path / "sweeps" / "m.csv"))
+    assert manifest.errors == []
+    assert len({pair.pair_id for pair in manifest.pairs}) == 36
+    first = manifest.pairs[:6]
+    assert {(pair.content, pair.styles) for pair in first} == {
+        (f"{contents.resolve()}/C.PNG", (f"{styles.resolve()}/monet.jpeg",))
+    }
+    assert [(p.settings.image_size, p.settings.style_weight) for p in first] == [
+        (size, weight) for size in (48, 32) for weight in (1.0, 3.0, 10.0)
+    ]
+    checked = validate(str(tmp_path / "sweeps" / "m.csv"))
+    assert checked.exit_code == 0, checked.output
+    assert "36 rows, 0 problems" in checked.stderr
+
+
+def test_manifest_cross_with_a_bad_sweep_value_writes_nothing(
+    tmp_path: Path, image_factory: Callable[..., Path]
+) -> None:
+    contents, styles = make_folders(image_factory, tmp_path)
+    output = tmp_path / "m.csv"
+    result = run("manifest", "cross", str(contents), str(styles), "--style-weight", "1|lots", "-o", str(output))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert flat("error: --style-weight lots: Input should be a valid number") in flat(result.stderr)
+    assert not output.exists()
 
 
 def test_manifest_cross_from_s3(s3: Bucket, pil_image: Callable[..., Image.Image]) -> None:
@@ -210,11 +262,13 @@ def test_manifest_cross_keeps_a_style_file_name_with_a_comma(
         (tmp_path / folder).mkdir()
     image_factory("contents/photo.png", seed=1)
     image_factory("styles/Monet, Water Lilies.png", seed=2)
-    result = run("manifest", "cross", str(tmp_path / "contents"), str(tmp_path / "styles"))
+    result = run(
+        "manifest", "cross", str(tmp_path / "contents"), str(tmp_path / "styles"), "-o", str(tmp_path / "m.csv")
+    )
     assert result.exit_code == 0, result.stderr
-    manifest = read_manifest(write(tmp_path / "cross.csv", result.stdout.rstrip("\n")))
+    manifest = read_manifest(str(tmp_path / "m.csv"))
     assert manifest.errors == []
-    assert manifest.pairs[0].styles == (f"{tmp_path}/styles/Monet, Water Lilies.png",)
+    assert manifest.pairs[0].styles == (f"{tmp_path.resolve()}/styles/Monet, Water Lilies.png",)
 
 
 def test_manifest_cross_without_images_exits_2(tmp_path: Path, image_factory: Callable[..., Path]) -> None:
