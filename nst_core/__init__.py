@@ -1,6 +1,6 @@
 """stylebatch's engine: Gatys et al.'s neural style transfer in PyTorch (never imports Prefect).
 
-``render`` and its result types load torch on first use, so that ``Settings`` and the errors can be
+``render``, ``render_batch`` and their types load torch on first use, so that ``Settings`` and the errors can be
 imported in a fraction of a second (the CLI's help, ``validate``).
 """
 
@@ -21,9 +21,10 @@ from nst_core.errors import (
 from nst_core.settings import Settings
 
 if TYPE_CHECKING:
-    from nst_core.rendering import RenderResult, StepInfo, Timings, render
+    from nst_core.rendering import BatchJob, RenderResult, StepInfo, Timings, batch_key, render, render_batch
 
 __all__ = [
+    "BatchJob",
     "InputError",
     "NstError",
     "OptimisationError",
@@ -35,10 +36,12 @@ __all__ = [
     "Timings",
     "WeightsError",
     "WeightsNotFoundError",
+    "batch_key",
     "render",
+    "render_batch",
 ]
 
-_RENDER_NAMES = {"RenderResult", "StepInfo", "Timings", "render"}
+_RENDER_NAMES = {"BatchJob", "RenderResult", "StepInfo", "Timings", "batch_key", "render", "render_batch"}
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,7 @@ __all__ = [
     "decode_image",
     "encode_image",
     "load_image",
+    "long_side_size",
     "read_bytes",
     "resize_long_side",
     "write_image",
@@ -79,11 +80,16 @@ def decode_image(data: bytes, uri: str, role: str = "image", *, max_pixels: int 
     return image.convert("RGB")
 
 
+def long_side_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(width, height) ``size`` scaled so that its longer side is ``long_side``."""
+    w, h = size
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def resize_long_side(image: Image.Image, size: int) -> Image.Image:
     """Resize so the longer side is ``size`` pixels, keeping the aspect ratio (Lanczos)."""
-    w, h = image.size
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    new = long_side_size(image.size, size)
     return image if new == image.size else image.resize(new, Image.Resampling.LANCZOS)
 
 

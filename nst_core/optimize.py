@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -12,7 +12,7 @@ from nst_core.errors import OptimisationError
 from nst_core.losses import LossTerms
 from nst_core.settings import Settings
 
-__all__ = ["Objective", "diverged", "lr_at", "make_optimizer"]
+__all__ = ["Objective", "backward_together", "diverged", "lr_at", "make_optimizer"]
 
 LINE_SEARCH_EVALUATIONS = 25  # torch's default for strong Wolfe
 
@@ -47,6 +47,9 @@ def make_optimizer(s: Settings, image: Tensor) -> torch.optim.Optimizer:
 class Objective:
     """The closure optimisers call: loss and gradient at the image's current pixels.
 
+    ``evaluate`` computes them, alone or together with other images (``backward_together``), and
+    leaves the point in this objective's memo.
+
     The optimiser sees the total loss divided by its first value. Optimisers are invariant to that
     scale in exact arithmetic, but with the reference weights a total of ~1e17 is common, and a
     line-search trial point then overflows float32, which breaks L-BFGS's interpolation.
@@ -56,8 +59,8 @@ class Objective:
     without another forward and backward pass.
     """
 
-    def __init__(self, image: Tensor, loss_terms: Callable[[], LossTerms]):
-        self.image, self.loss_terms = image, loss_terms
+    def __init__(self, image: Tensor, evaluate: Callable[[], None]):
+        self.image, self.evaluate = image, evaluate
         self.evaluations = 0
         self.scale: float | None = None  # 1 / the first total loss
         self.first_terms: LossTerms | None = None  # terms at the point the current step started from
@@ -69,18 +72,23 @@ class Objective:
     def __call__(self) -> Tensor:
         terms = self._recall()
         if terms is None:
-            self.image.grad = None
-            terms = self.loss_terms()
-            if self.scale is None:
-                self.scale = _scale_of(terms.total.item())
-            (terms.total * self.scale).backward()
-            terms = LossTerms(*(term.detach() for term in terms))
-            self.evaluations += 1
-            self._memo.append((self.image.detach().clone(), self.image.grad.clone(), terms))
+            self.evaluate()
+            terms = self._recall()
         if self.first_terms is None:
             self.first_terms = terms
             self._memo = self._memo[-1:]  # a new step: earlier points will not be asked for again
         return terms.total * self.scale
+
+    def scaled(self, total: Tensor) -> Tensor:
+        """``total`` divided by the first total this objective saw (which it keeps)."""
+        if self.scale is None:
+            self.scale = _scale_of(total.item())
+        return total * self.scale
+
+    def remember(self, terms: LossTerms) -> None:
+        """Keep the current point's terms and gradient (in ``image.grad``) for ``__call__``."""
+        self.evaluations += 1
+        self._memo.append((self.image.detach().clone(), self.image.grad, LossTerms(*(t.detach() for t in terms))))
 
     def _recall(self) -> LossTerms | None:
         for pixels, grad, terms in reversed(self._memo):
@@ -88,6 +96,25 @@ class Objective:
                 self.image.grad = grad.clone()
                 return terms
         return None
+
+
+def backward_together(objectives: Sequence[Objective], terms: Sequence[LossTerms]) -> dict[int, OptimisationError]:
+    """One backward pass for several images' loss terms, each total scaled by its objective; each
+    objective remembers its point. An image whose first total is not finite gets its error (by
+    position) and no gradient; the others are unaffected (the images share no pixels)."""
+    scaled, errors = [], {}
+    for position, (objective, image_terms) in enumerate(zip(objectives, terms, strict=True)):
+        objective.image.grad = None
+        try:
+            scaled.append(objective.scaled(image_terms.total))
+        except OptimisationError as exc:
+            errors[position] = exc
+    if scaled:
+        torch.stack(scaled).sum().backward()
+    for position, (objective, image_terms) in enumerate(zip(objectives, terms, strict=True)):
+        if position not in errors:
+            objective.remember(image_terms)
+    return errors
 
 
 def _scale_of(first_total: float) -> float:

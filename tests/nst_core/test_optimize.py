@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
 from nst_core.errors import OptimisationError
 from nst_core.losses import LossTerms
-from nst_core.optimize import Objective
+from nst_core.optimize import Objective, backward_together
 
 
 def quadratic(image: torch.Tensor, calls: list[torch.Tensor]) -> LossTerms:
@@ -16,6 +18,17 @@ def quadratic(image: torch.Tensor, calls: list[torch.Tensor]) -> LossTerms:
     content = (image - 1).pow(2).sum()
     zero = torch.zeros(())
     return LossTerms(content, zero, zero, 3 * content)
+
+
+def alone(image: torch.Tensor, loss_terms: Callable[[], LossTerms]) -> Objective:
+    """An objective evaluated on its own (a batch of one)."""
+
+    def evaluate() -> None:
+        for error in backward_together([objective], [loss_terms()]).values():
+            raise error
+
+    objective = Objective(image, evaluate)
+    return objective
 
 
 def evaluate(objective: Objective, image: torch.Tensor, at: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -28,7 +41,7 @@ def evaluate(objective: Objective, image: torch.Tensor, at: torch.Tensor) -> tup
 def test_a_point_evaluated_in_this_step_is_recalled_with_its_own_gradient() -> None:
     image = torch.zeros(2, 3).requires_grad_(True)
     calls: list[torch.Tensor] = []
-    objective = Objective(image, lambda: quadratic(image, calls))
+    objective = alone(image, lambda: quadratic(image, calls))
     x1, x2 = torch.full((2, 3), 0.5), torch.full((2, 3), 2.0)
     objective.start_step()
     v1, g1 = evaluate(objective, image, x1)
@@ -43,7 +56,7 @@ def test_a_point_evaluated_in_this_step_is_recalled_with_its_own_gradient() -> N
 
 def test_the_loss_is_divided_by_its_first_value() -> None:
     image = torch.zeros(4).requires_grad_(True)
-    objective = Objective(image, lambda: quadratic(image, []))
+    objective = alone(image, lambda: quadratic(image, []))
     objective.start_step()
     first, grad = evaluate(objective, image, torch.zeros(4))  # total 12 at x = 0
     assert first == pytest.approx(1.0)
@@ -57,7 +70,7 @@ def test_the_loss_is_divided_by_its_first_value() -> None:
 def test_a_new_step_forgets_points_of_earlier_steps() -> None:
     image = torch.zeros(3).requires_grad_(True)
     calls: list[torch.Tensor] = []
-    objective = Objective(image, lambda: quadratic(image, calls))
+    objective = alone(image, lambda: quadratic(image, calls))
     objective.start_step()
     evaluate(objective, image, torch.zeros(3))
     evaluate(objective, image, torch.ones(3))
@@ -69,7 +82,7 @@ def test_a_new_step_forgets_points_of_earlier_steps() -> None:
 
 def test_a_non_finite_first_loss_is_an_optimisation_error() -> None:
     image = torch.zeros(2).requires_grad_(True)
-    objective = Objective(image, lambda: quadratic(image, [])._replace(total=torch.tensor(float("nan"))))
+    objective = alone(image, lambda: quadratic(image, [])._replace(total=torch.tensor(float("nan"))))
     objective.start_step()
     with pytest.raises(OptimisationError, match="nan at iteration 1"):
         objective()

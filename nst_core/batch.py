@@ -1,0 +1,183 @@
+"""Optimising a batch of images together on one device, level by level.
+
+Every image keeps its own targets, loss weights, learning rate, optimiser and memoised objective
+(``optimize.Objective``), so it gets the pixels it would get alone; what the images share is the
+network's forward and backward passes (``gather.Gatherer``). The images of a batch have the same
+tensor shape at every level: nothing is padded. An image that fails (its init image, too small for
+the layers, a diverging loss, its ``on_step`` raising) leaves the batch; the others go on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from nst_core.backbones import FeatureNet
+from nst_core.device import autocast
+from nst_core.gather import Gatherer
+from nst_core.levels import (
+    Level,
+    blend_weights,
+    finish,
+    initial_image,
+    level_images,
+    level_targets,
+    loss_terms,
+    upscaled,
+)
+from nst_core.losses import LossTerms
+from nst_core.optimize import Objective, backward_together, diverged, lr_at, make_optimizer
+from nst_core.results import StepInfo
+from nst_core.settings import Settings
+
+__all__ = ["Batch", "Track"]
+
+Pending = tuple[int, float, float, LossTerms]  # iteration, lr, elapsed, terms on the device
+
+
+class Track:
+    """One image's render in progress, across levels: its inputs, pixels, optimiser, log and snapshots."""
+
+    def __init__(self, key: int, settings: Settings, content: Image.Image, styles: list[Image.Image]):
+        self.key, self.s, self.content, self.styles = key, settings, content, styles
+        self.blend = blend_weights(settings.style_weights, len(styles))
+        self.error: Exception | None = None  # why it left the batch
+        self.log: list[StepInfo] = []
+        self.snapshots: dict[int, Image.Image] = {}
+        self.iteration = 0
+        self.past_evaluations = 0  # of the levels before this one
+        self.pending: list[Pending] = []
+        self.image: Tensor | None = None  # the pixels being optimised (a leaf)
+        self.level: Level | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.objective: Objective | None = None
+
+    def begin_level(self, level: Level, image: Tensor, request: Callable[[int], None]) -> None:
+        """Optimise ``image`` for ``level`` from here on, with a fresh optimiser."""
+        self.past_evaluations = self.evaluations
+        self.level, self.image = level, image.detach().requires_grad_(True)
+        self.optimizer = make_optimizer(self.s, self.image)
+        self.objective = Objective(self.image, lambda: request(self.key))
+
+    def start_step(self) -> float:
+        """Count the iteration and set its learning rate; return it."""
+        self.iteration += 1
+        lr = lr_at(self.iteration, self.s.lr, self.s.lr_schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.objective.start_step()
+        return lr
+
+    def step(self) -> None:
+        self.optimizer.step(self.objective)
+
+    @property
+    def evaluations(self) -> int:
+        return self.past_evaluations + (self.objective.evaluations if self.objective is not None else 0)
+
+    @property
+    def result(self) -> Image.Image:
+        return finish(self.image, self.level.content, self.s)
+
+
+class Batch:
+    """Runs the levels of a batch of tracks that share ``batch_key`` and shapes, on ``net``."""
+
+    def __init__(
+        self,
+        net: FeatureNet,
+        settings: Settings,
+        device: torch.device,
+        precision: str,
+        on_step: Callable[[int, StepInfo], None] | None,
+    ):
+        self.s, self.device, self.precision, self.on_step = settings, device, precision, on_step
+        self.layers = list(dict.fromkeys(settings.content_layers + settings.style_layers))
+        use_channels_last = settings.channels_last and device.type == "cuda"
+        self.memory = torch.channels_last if use_channels_last else torch.contiguous_format
+        self.net = net.to(memory_format=self.memory)
+        # Reading losses to the host syncs the device: Adam on an accelerator reads them in chunks.
+        self.chunk = 10 if settings.optimizer == "adam" and device.type != "cpu" else 1
+        self.tracks: dict[int, Track] = {}
+
+    def run(self, tracks: list[Track]) -> float:
+        """Optimise every track through every level (failures end up in ``Track.error``); return the time taken."""
+        start = time.perf_counter()
+        self.tracks = {track.key: track for track in tracks}
+        with Gatherer(self._evaluate, len(tracks)) as gather:
+            for number, (size, iterations) in enumerate(self.s.levels(), start=1):
+                for track in self._live():
+                    try:
+                        self._begin_level(track, (number, iterations), size, gather.request)
+                    except Exception as exc:
+                        track.error = exc
+                for n in range(1, iterations + 1):
+                    self._step(gather, start, last=n == iterations)
+        return time.perf_counter() - start
+
+    def _live(self) -> list[Track]:
+        return [track for track in self.tracks.values() if track.error is None]
+
+    def _begin_level(self, track: Track, plan: tuple[int, int], size: int, request: Callable[[int], None]) -> None:
+        content, styles = level_images(track.content, track.styles, size, track.s)
+        if track.image is None:
+            image = initial_image(track.s, content, styles[0]).to(self.device)
+        else:
+            image = upscaled(track.image, content.to(self.device))
+        with autocast(self.device, self.precision):
+            level = level_targets(
+                self.net, plan, content.to(self.device), [s.to(self.device) for s in styles], track.blend, track.s
+            )
+        track.begin_level(level, image.contiguous(memory_format=self.memory), request)
+
+    def _step(self, gather: Gatherer, start: float, last: bool) -> None:
+        """One iteration of every live track: the steps together, then each track's log."""
+        live = self._live()
+        lrs = {track.key: track.start_step() for track in live}
+        errors = gather.step({track.key: track.step for track in live})
+        elapsed = time.perf_counter() - start
+        for track in live:
+            track.error = errors.get(track.key)
+            if track.error is not None:
+                continue
+            track.pending.append((track.iteration, lrs[track.key], elapsed, track.objective.first_terms))
+            try:
+                if len(track.pending) == self.chunk or last:
+                    self._record(track)
+                if track.s.snapshot_every and track.iteration % track.s.snapshot_every == 0:
+                    track.snapshots[track.iteration] = track.result
+            except Exception as exc:
+                track.error = exc
+
+    def _evaluate(self, keys: list[int]) -> dict[int, Exception]:
+        """Loss terms and gradients of the tracks ``keys`` at their current pixels: one pass through the network."""
+        tracks = [self.tracks[key] for key in keys]
+        x = torch.cat([track.image for track in tracks])  # (B, 3, H, W); the gradient flows back to each image
+        with autocast(self.device, self.precision):
+            feats = self.net(x, self.layers)
+        terms = [
+            loss_terms(track.level, track.s, {name: f[i : i + 1] for name, f in feats.items()}, x[i : i + 1])
+            for i, track in enumerate(tracks)
+        ]
+        errors = backward_together([track.objective for track in tracks], terms)
+        return {tracks[position].key: exc for position, exc in errors.items()}
+
+    def _record(self, track: Track) -> None:
+        """Copy the track's pending loss terms to the host (one sync), stop on a non-finite loss, report."""
+        pending, track.pending = track.pending, []
+        rows = torch.stack([torch.stack(terms) for *_, terms in pending]).cpu().tolist()
+        steps = []
+        for (iteration, lr, elapsed, _), row in zip(pending, rows, strict=True):
+            terms = LossTerms(*row)
+            if not all(math.isfinite(value) for value in terms):
+                raise diverged(iteration, terms.total)
+            steps.append(StepInfo(iteration, **terms._asdict(), lr=lr, elapsed_s=elapsed, level=track.level.number))
+        track.log += steps
+        if self.on_step is not None:
+            for step in steps:
+                self.on_step(track.key, step)

@@ -1,0 +1,147 @@
+"""One level of a render: the images at the level's size, the start image, the targets and the loss.
+
+Multi-scale (``Settings.levels``): the first level is optimised at a small size from the chosen
+start image; each next level starts from the previous result upscaled, with content and style
+targets recomputed at its own size. A single level is the classic single-scale render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from nst_core.backbones import IMAGENET_MEAN, FeatureNet
+from nst_core.color import match_color_statistics, transfer_luminance, with_chroma_of
+from nst_core.errors import InputError, SettingsError
+from nst_core.images import load_image, resize_long_side
+from nst_core.losses import LossTerms, content_loss, gram_matrix, layer_weights, style_loss, tv_loss
+from nst_core.settings import Settings
+from nst_core.tensors import to_image, to_tensor
+
+__all__ = [
+    "Level",
+    "blend_weights",
+    "features",
+    "finish",
+    "initial_image",
+    "level_images",
+    "level_targets",
+    "loss_terms",
+    "upscaled",
+]
+
+NOISE_STD = 90 / 255  # gordicaleksa's Gaussian init: std 90 on the 0-255 scale
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level's inputs and targets, on the device."""
+
+    number: int  # 1 = the smallest
+    iterations: int
+    content: Tensor  # the content image at this level's size
+    content_targets: dict[str, Tensor]  # its features
+    grams: dict[str, Tensor]  # blended Gram matrices of the style images at this level's size
+    content_weights: dict[str, float]  # per layer, normalisation included
+    style_weights: dict[str, float]
+
+
+def level_images(
+    content: Image.Image, styles: list[Image.Image], size: int, s: Settings
+) -> tuple[Tensor, list[Tensor]]:
+    """Content and styles (colour pre-step applied) resized for one level, as CPU tensors in [0, 1]."""
+    content_t = to_tensor(resize_long_side(content, size))
+    style_size = max(1, round(size * s.style_scale))
+    style_ts = [to_tensor(resize_long_side(style, style_size)) for style in styles]
+    if s.preserve_color == "histogram":
+        style_ts = [match_color_statistics(style, content_t) for style in style_ts]
+    elif s.preserve_color == "yuv_style":
+        style_ts = [with_chroma_of(style, content_t) for style in style_ts]
+    return content_t, style_ts
+
+
+def initial_image(s: Settings, content: Tensor, style: Tensor) -> Tensor:
+    size = content.shape[-2:]
+    if s.init == "content":
+        return content.clone()
+    if s.init == "style":
+        return F.interpolate(style, size=size, mode="bilinear", antialias=True)
+    if s.init == "noise":
+        generator = torch.Generator().manual_seed(s.seed)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        return mean + NOISE_STD * torch.randn(content.shape, generator=generator)
+    init = load_image(s.init, "init image", max_pixels=s.max_pixels).resize(
+        (size[1], size[0]), Image.Resampling.LANCZOS
+    )
+    return to_tensor(init)
+
+
+def upscaled(image: Tensor, content: Tensor) -> Tensor:
+    """The previous level's result at the size of this level's ``content``."""
+    x = F.interpolate(image.detach(), size=content.shape[-2:], mode="bicubic", align_corners=False)
+    return x.clamp(0, 1)
+
+
+def blend_weights(weights: list[float] | None, n_styles: int) -> list[float]:
+    if weights is None:
+        return [1 / n_styles] * n_styles
+    if len(weights) != n_styles:
+        raise SettingsError([("style_weights", f"{len(weights)} blend weights for {n_styles} style images")])
+    return [w / sum(weights) for w in weights]
+
+
+def level_targets(
+    net: FeatureNet, plan: tuple[int, int], content: Tensor, styles: list[Tensor], blend: list[float], s: Settings
+) -> Level:
+    """A level's content features, blended style Grams and normalised layer weights."""
+    with torch.no_grad():
+        feats = features(net, content, s.content_layers, "content image")
+        content_targets = {name: feats[name].float() for name in s.content_layers}
+        grams: dict[str, Tensor] = {}
+        for style, weight in zip(styles, blend, strict=True):
+            feats = features(net, style, s.style_layers, "style image")
+            for name in s.style_layers:
+                gram = weight * gram_matrix(feats[name])
+                grams[name] = gram if name not in grams else grams[name] + gram
+    return Level(
+        *plan,
+        content,
+        content_targets,
+        grams,
+        layer_weights(s.content_layers, s.content_layer_weights, content_targets, s.normalization, "content"),
+        layer_weights(s.style_layers, s.style_layer_weights, grams, s.normalization, "style"),
+    )
+
+
+def features(net: FeatureNet, image: Tensor, layers: list[str], role: str) -> dict[str, Tensor]:
+    try:
+        return net(image, layers)
+    except RuntimeError as exc:  # pooling or an unpadded convolution ran out of pixels
+        if "too small" not in str(exc) and "greater than actual input size" not in str(exc):
+            raise
+        h, w = image.shape[-2:]
+        deepest = list(net.body._modules)[-1]
+        raise InputError(
+            f"{role} is {w}x{h} px: too small for the layers up to {deepest}; "
+            "use a larger image_size, start_size or style_scale"
+        ) from exc
+
+
+def loss_terms(level: Level, s: Settings, feats: dict[str, Tensor], image: Tensor) -> LossTerms:
+    """The loss terms of a (1, 3, H, W) ``image`` whose features are ``feats``."""
+    c = content_loss(feats, level.content_targets, level.content_weights)
+    st = style_loss(feats, level.grams, level.style_weights)
+    tv = tv_loss(image, s.tv_norm, s.normalization)
+    total = s.content_weight * c + s.style_weight * st + s.tv_weight * tv
+    return LossTerms(c, st, tv, total)
+
+
+def finish(image: Tensor, content: Tensor, s: Settings) -> Image.Image:
+    x = image.detach().float().clamp(0, 1)
+    if s.preserve_color == "luminance":
+        x = transfer_luminance(x, content)
+    return to_image(x)
