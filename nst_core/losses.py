@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["LossTerms", "content_loss", "gram_matrix", "layer_weights", "style_loss", "tv_loss"]
+__all__ = ["LossTerms", "content_loss", "gram_loss", "gram_matrix", "layer_weights", "style_loss", "tv_loss"]
 
 REFERENCE_PIXEL_SCALE = 255.0  # the reference measures total variation on the 0-255 scale
 _TINY = 1e-12  # a target that is all zeros (a black image, a dead layer) must not divide by zero
@@ -86,7 +86,12 @@ def content_loss(feats: dict[str, Tensor], targets: dict[str, Tensor], weights: 
 
 def style_loss(feats: dict[str, Tensor], target_grams: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
     """Layer-weighted mean of per-layer summed squared Gram differences."""
-    terms = [w * (gram_matrix(feats[name]) - target_grams[name]).pow(2).sum() for name, w in weights.items()]
+    return gram_loss({name: gram_matrix(feats[name]) for name in weights}, target_grams, weights)
+
+
+def gram_loss(grams: dict[str, Tensor], target_grams: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    """``style_loss`` from the Gram matrices themselves (``tiling`` sums them over tiles)."""
+    terms = [w * (grams[name] - target_grams[name]).pow(2).sum() for name, w in weights.items()]
     return torch.stack(terms).mean()
 
 
