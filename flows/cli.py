@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nst_core import NstError, Settings
-from tasks.options import EXECUTOR, LOG_EVERY, OUT, RETRY_FOR_S
+from tasks.options import EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, MAX_LINK_EXPIRY_S, OUT, RETRY_FOR_S
 
 if TYPE_CHECKING:
     from nst_core import RenderResult
@@ -80,6 +80,36 @@ def endpoint_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def _set_endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value:
         os.environ["AWS_ENDPOINT_URL"] = value  # s3fs (botocore) reads it, here and in child processes
+
+
+def link_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--public-url`` and ``--link-expiry``: where the Prefect UI's links point (``tasks.links``)."""
+    command = click.option(
+        "--link-expiry",
+        "link_expiry_s",
+        type=click.IntRange(1, MAX_LINK_EXPIRY_S),
+        default=LINK_EXPIRY_S,
+        show_default=True,
+        metavar="SECONDS",
+        help="Presigned links to S3 outputs in the Prefect UI work this long (S3 allows 7 days at most).",
+    )(command)
+    return click.option(
+        "--public-url",
+        metavar="URL",
+        callback=_check_public_url,
+        help="Where --out is served over http(s) (a web server, a CDN, `stylebatch gallery OUT --serve`): "
+        "the Prefect UI links to URL/<path under --out>.",
+    )(command)
+
+
+def _check_public_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from tasks.links import check_link_options
+
+    try:
+        check_link_options(value, LINK_EXPIRY_S)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("public_url: ")) from exc
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -171,6 +201,7 @@ def _cell(text: str) -> str:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Print Prefect's logs and every failure's traceback.")
+@link_options
 @setting_options
 def run(
     manifest: str,
@@ -182,6 +213,8 @@ def run(
     executor: str,
     quiet: bool,
     verbose: bool,
+    public_url: str | None,
+    link_expiry_s: int,
     **values: Any,
 ) -> None:
     """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells.
@@ -194,6 +227,7 @@ def run(
 
     defaults = defaults_from(values)
     flow_args = dict(force=force, log_every=log_every, timeout_s=timeout_s, executor=executor, retry_for_s=retry_for_s)
+    flow_args |= dict(public_url=public_url, link_expiry_s=link_expiry_s)
     verbosity = "quiet" if quiet else "verbose" if verbose else "normal"
     with _interrupts(on_second=kill_all):
         try:
@@ -299,8 +333,11 @@ def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
 @click.option("--cron", required=True, help='When to run, in cron syntax (UTC), e.g. "0 2 * * *".')
 @click.option("--out", default=OUT, show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
 @click.option("--executor", default=EXECUTOR, show_default=True, help="As for run.")
+@link_options
 @setting_options
-def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> None:
+def serve(
+    manifest: str, cron: str, out: str, executor: str, public_url: str | None, link_expiry_s: int, **values: Any
+) -> None:
     """Render MANIFEST on a schedule from this process (needs a Prefect server: PREFECT_API_URL)."""
     from prefect.settings import PREFECT_API_URL
 
@@ -314,6 +351,7 @@ def serve(manifest: str, cron: str, out: str, executor: str, **values: Any) -> N
     from tasks.manifest import manifest_name
 
     parameters = {"manifest": manifest, "out": out, "defaults": defaults, "executor": executor}
+    parameters |= {"public_url": public_url, "link_expiry_s": link_expiry_s}
     render_manifest.serve(
         name=f"serve-{manifest_name(manifest)}", cron=cron, parameters=parameters, tags=["stylebatch", "serve"]
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import time
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import (
+    create_image_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -20,10 +22,11 @@ from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
 from tasks import progress, stopping
 from tasks.failures import failure_of
 from tasks.inputs import forget_run
+from tasks.links import Links, md_code
 from tasks.manifest import Pair, manifest_name
-from tasks.options import EXECUTOR, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
+from tasks.options import EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
 from tasks.render import build_gallery_task, check_output, load_manifest, render_pair, select_pairs
-from tasks.report import artifact_key, markdown_report, row_problems, summarise, table_rows
+from tasks.report import artifact_key, markdown_report, row_problems, sheet_urls, summarise, table_rows
 
 __all__ = ["render_manifest", "render_pairs"]
 
@@ -42,6 +45,8 @@ def render_manifest(
     timeout_s: float | None = None,
     executor: str = EXECUTOR,
     retry_for_s: float = RETRY_FOR_S,
+    public_url: str | None = None,
+    link_expiry_s: int = LINK_EXPIRY_S,
 ) -> dict[str, Any]:
     """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
 
@@ -54,9 +59,15 @@ def render_manifest(
         timeout_s: give up on a pair after this many seconds.
         executor: ``local``, ``dask-local`` or ``tcp://host:port`` (see ``flows.executors``).
         retry_for_s: retry transient storage and network errors for up to this many seconds.
+        public_url: where ``out`` is served over http(s): the artifacts' links are this + the path under ``out``.
+        link_expiry_s: without ``public_url``, links to S3 outputs are presigned for this long (at most 7 days).
+
+    The run's artifacts: progress (pairs finished), a table of the pairs, a Markdown report and the contact sheets
+    as images where a browser can open them (``tasks.links``).
     """
     start = time.perf_counter()
     logger = get_run_logger()
+    links = Links(out, public_url, link_expiry_s)
     options = RunOptions(out, str(flow_run.get_id()), timeout_s, retry_for_s, force)
     check_output(options)
     parsed = load_manifest(manifest, defaults)
@@ -74,15 +85,15 @@ def render_manifest(
     progress.emit(progress.RunPlanned(len(todo), bad, flow_run.get_flow_run_ui_url()))
     key = artifact_key(parsed)
     renders = render_pairs.with_options(task_runner=task_runner(executor), flow_run_name=f"render-pairs-{key}")
-    outcomes = renders(todo, options, log_every, cluster_has_gpus(executor), key) if todo else []
+    artifact = create_progress_artifact(0.0 if todo else 100.0, key=key, description="pairs finished")
+    outcomes = renders(todo, options, log_every, cluster_has_gpus(executor), artifact) if todo else []
     forget_run(options.run)
     if stopping.stop_requested():
         gallery = {"error": "not rebuilt: the run was stopped"}
     else:
         gallery = build_gallery_task(out, parsed.pairs)
     summary = {**summarise(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
-    create_table_artifact(table_rows(summary["pairs"]), key=f"{key}-pairs", description=f"Pairs of {manifest}")
-    create_markdown_artifact(markdown_report(summary), key=f"{key}-report", description=f"Run of {manifest}")
+    _publish(summary, key, links)
     logger.info(
         "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d, cancelled %(cancelled)d in %(total_s).1f s; "
         "outputs in %(out)s",
@@ -91,19 +102,30 @@ def render_manifest(
     return summary
 
 
+def _publish(summary: dict[str, Any], key: str, links: Links) -> None:
+    """The pairs' table, the report and the contact sheets (where a browser opens them) on this run."""
+    manifest = md_code(summary["manifest"])
+    create_table_artifact(table_rows(summary["pairs"], links), key=f"{key}-pairs", description=f"Pairs of {manifest}")
+    create_markdown_artifact(markdown_report(summary, links), key=f"{key}-report", description=f"Run of {manifest}")
+    for n, url in enumerate(sheet_urls(summary["gallery"], links), start=1):
+        create_image_artifact(url, key=f"{key}-contact-sheet-{n}", description=f"Contact sheet {n} of {manifest}")
+
+
 @flow(name="render-pairs", validate_parameters=False)
 def render_pairs(
-    pairs: list[Pair], options: RunOptions, log_every: int, gpu_resources: bool, key: str
+    pairs: list[Pair], options: RunOptions, log_every: int, gpu_resources: bool, artifact: UUID
 ) -> list[dict[str, Any]]:
-    """Fan the pairs out to render tasks on this flow's task runner; one GPU each where workers have GPUs."""
+    """Fan the pairs out to render tasks on this flow's task runner; one GPU each where workers have GPUs.
+
+    ``artifact`` is the parent run's progress artifact (the one its UI page shows), updated as pairs end.
+    """
     with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
         futures = render_pair.map(pairs, options=unmapped(options), log_every=unmapped(log_every))
-    return _collect(dict(zip(futures, pairs, strict=True)), key)
+    return _collect(dict(zip(futures, pairs, strict=True)), artifact)
 
 
-def _collect(futures: dict[PrefectFuture[Any], Pair], key: str) -> list[dict[str, Any]]:
+def _collect(futures: dict[PrefectFuture[Any], Pair], artifact: UUID) -> list[dict[str, Any]]:
     """Wait for the render tasks, updating the progress artifact as each ends; after Ctrl-C, start no more."""
-    artifact = create_progress_artifact(0.0, key=key, description="pairs rendered")
     outcomes = []
     for done, future in enumerate(as_completed(list(futures)), start=1):
         if stopping.stop_requested():

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from nst_core.images import decode_image, read_bytes
 from tasks.gallery_entries import Entry
 from tasks.records import RESULT, InputFile
+from tasks.storage import pipe_files
 
 __all__ = ["Store", "contact_sheet", "input_images", "result_thumbnails"]
 
@@ -144,7 +145,7 @@ class Store:
         for folder in {path.rsplit("/", 1)[0] for path in files}:
             self.fs.makedirs(folder, exist_ok=True)
         if files:
-            self.fs.pipe(files)
+            pipe_files(self.fs, files)  # with their Content-Type on S3, so that browsers show them
             self.written.update(files)
 
     def cat(self, paths: list[str]) -> dict[str, bytes]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
+from tasks.links import Links, md_code, md_escape, md_image, md_link
 from tasks.manifest import Manifest, Pair
 from tasks.records import RESULT
 from tasks.storage import pair_folder
 
-__all__ = ["STATUSES", "artifact_key", "markdown_report", "row_problems", "summarise", "table_rows"]
+__all__ = ["STATUSES", "artifact_key", "markdown_report", "row_problems", "sheet_urls", "summarise", "table_rows"]
 
 STATUSES = ("rendered", "skipped", "failed", "cancelled")
 
@@ -49,29 +51,72 @@ def artifact_key(parsed: Manifest) -> str:
     return "render-" + "".join(c if c.isalnum() else "-" for c in parsed.name.lower()).strip("-")
 
 
-def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Table rows whose output is a Markdown link (the UI renders it) when the result exists."""
-    linked = ("rendered", "skipped")
-    return [{**r, "output": f"[{RESULT}]({r['output']})" if r["status"] in linked else ""} for r in rows]
+def table_rows(rows: list[dict[str, Any]], links: Links) -> list[dict[str, Any]]:
+    """The table artifact's rows: pair, row, status, time, result, reason (the UI renders string cells as Markdown)."""
+    return [
+        {
+            "pair": md_escape(r["id"]),
+            "row": r["row"],
+            "status": r["status"],
+            "time": f"{r['time_s']:.1f} s" if r.get("time_s") is not None else "",
+            "result": _file(r["output"], RESULT, links) if r["status"] in ("rendered", "skipped") else "",
+            "reason": md_escape(_brief(r["reason"])),
+        }
+        for r in rows
+    ]
 
 
-def markdown_report(summary: dict[str, Any]) -> str:
-    gallery = summary["gallery"]
+def _brief(reason: str, width: int = 60) -> str:
+    """The start and the end (the cause) of a long reason; the report has it whole."""
+    return reason if len(reason) <= width else f"{reason[: width // 3]}…{reason[-(width - width // 3 - 1) :]}"
+
+
+def _file(uri: str, text: str, links: Links) -> str:
+    """A link to ``uri`` where a browser opens it, else its path under the output root as text."""
+    url = links.url(uri)
+    return md_link(text, url) if url else md_code(links.relative(uri))
+
+
+def sheet_urls(gallery: dict[str, Any], links: Links) -> list[str]:
+    """URLs of the contact sheets that a browser opens (none for local files without a public URL)."""
+    sheets = gallery.get("contact_sheets") or ([gallery["contact_sheet"]] if gallery.get("contact_sheet") else [])
+    return [url for url in map(links.url, sheets) if url]
+
+
+def markdown_report(summary: dict[str, Any], links: Links) -> str:
+    """Counts, the outputs, the gallery (a link, or how to open it), its contact sheets and the failed rows."""
+    sheets = sheet_urls(summary["gallery"], links)
     lines = [
-        f"# {summary['manifest']}",
+        f"# {md_escape(summary['manifest'])}",
         f"**{summary['rendered']}** rendered, **{summary['skipped']}** skipped, **{summary['failed']}** failed, "
         f"**{summary['cancelled']}** cancelled in {summary['total_s']:.1f} s.",
-        f"- Outputs: `{summary['out']}`",
-        f"- Gallery: {gallery['error']}"
-        if "error" in gallery
-        else f"- Gallery: [{gallery['index']}]({gallery['index']}), {gallery['contents']} contents x "
-        f"{gallery['styles']} styles",
+        f"- Outputs: {md_code(summary['out'])}",
+        f"- Gallery: {_gallery(summary['gallery'], summary['out'], links)}",
+        *(f"\n{md_image(f'contact sheet {n}', url)}" for n, url in enumerate(sheets, start=1)),
     ]
-    if gallery.get("contact_sheet"):
-        lines.append(f"\n![contact sheet]({gallery['contact_sheet']})")
     failed = [r for r in summary["pairs"] if r["status"] == "failed"]
-    lines += ["", "## Failed", *(f"- row {r['row']} {r['id']}: {r['reason']}" for r in failed)] if failed else []
+    lines += ["", "## Failed", *(_failed(r) for r in failed)] if failed else []
     return "\n".join(lines)
+
+
+def _gallery(gallery: dict[str, Any], out: str, links: Links) -> str:
+    """A link to the gallery, or its path and the commands that open it."""
+    if "error" in gallery:
+        return md_escape(gallery["error"])
+    shown = f"{gallery['contents']} contents x {gallery['styles']} styles"
+    serve = md_code(f"stylebatch gallery {shlex.quote(out)} --serve")
+    url = links.url(gallery["index"])
+    if url is None:
+        xdg_open = md_code(f"xdg-open {shlex.quote(gallery['index'])}")
+        return f"{md_code(gallery['index'])}, {shown}; open it with {serve}, or with {xdg_open} on this machine"
+    if links.public_url is None:  # presigned: the page opens; its pictures only where the bucket is readable
+        return f"{md_link('index.html', url)}, {shown} (pictures missing? {serve} serves all of it)"
+    return f"{md_link('index.html', url)}, {shown}"
+
+
+def _failed(row: dict[str, Any]) -> str:
+    pair = f" {md_code(row['id'])}" if row["id"] else ""
+    return f"- row {row['row']}{pair}: {md_escape(row['reason'])}"
 
 
 def row_problems(parsed: Manifest) -> dict[int, str]:

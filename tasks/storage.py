@@ -10,6 +10,7 @@ store each file is one atomic PUT and the completion record goes last. Every err
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import posixpath
 import shutil
@@ -24,13 +25,35 @@ from nst_core.io_errors import storage_error
 from tasks.leases import LEASE
 from tasks.records import DONE, FAILED, FailureRecord, RecordError, failure_file, read_completion
 
-__all__ = ["check_writable", "finished", "pair_folder", "write_failure", "write_pair"]
+__all__ = ["check_writable", "finished", "is_s3", "pair_folder", "pipe_files", "write_failure", "write_pair"]
 
 T = TypeVar("T")
 
 
 def pair_folder(out: str, pair_id: str) -> str:
     return f"{out.rstrip('/')}/{pair_id}"
+
+
+def _content_type(fs: Any, path: str) -> str | None:
+    """The Content-Type to store with ``path`` on S3, so that a browser shows it (S3's default,
+    ``binary/octet-stream``, makes browsers download it); None elsewhere (files need none)."""
+    kind, _ = mimetypes.guess_type(path)
+    if not is_s3(fs) or kind is None:
+        return None
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
+
+
+def is_s3(fs: Any) -> bool:
+    return "s3" in ({fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol))
+
+
+def pipe_files(fs: Any, files: dict[str, bytes]) -> None:
+    """Write ``files`` (path -> bytes) in batches, each with its Content-Type on S3 (``_content_type``)."""
+    batches: dict[str | None, dict[str, bytes]] = {}
+    for path, data in files.items():
+        batches.setdefault(_content_type(fs, path), {})[path] = data
+    for kind, batch in batches.items():
+        fs.pipe(batch, **({"ContentType": kind} if kind else {}))
 
 
 def _as_output_error(uri: str, op: Callable[[], T]) -> T:
@@ -145,4 +168,4 @@ def _replace_remote(fs: Any, folder: str, files: dict[str, bytes]) -> None:
     if old:
         fs.rm(old)
     for name, data in files.items():  # dicts keep order: the completion record is last
-        fs.pipe_file(f"{folder}/{name}", data)
+        pipe_files(fs, {f"{folder}/{name}": data})

@@ -6,6 +6,7 @@ import functools
 import struct
 import threading
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -75,6 +76,12 @@ def png_header(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def http_get(url: str) -> tuple[int, str, bytes]:
+    """Status, Content-Type and body of a GET, as a browser following a link gets them."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.headers["Content-Type"], response.read()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2, what: str = "condition") -> Any:

@@ -27,9 +27,10 @@ from prefect.client.schemas.filters import (
 
 from flows.render_manifest import render_manifest
 from tasks.gallery import GALLERY
+from tasks.links import md_escape
 from tasks.records import DONE, RECORD, read_record
 from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs
-from tests.support import Bucket, WebFolder, run_family, wait_for
+from tests.support import Bucket, WebFolder, http_get, run_family, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -100,6 +101,7 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
         )
         by_key = {a.key: a for a in artifacts}
         assert set(by_key) == {"render-spring-batch", "render-spring-batch-pairs", "render-spring-batch-report"}
+        assert {a.flow_run_id for a in artifacts} == {run_id}  # the run that "View at" opens, not its subflow
         progress = by_key["render-spring-batch"]
         assert progress.type == "progress"
         assert float(progress.data) == 100
@@ -107,18 +109,18 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
         assert table.type == "table"
         rows = json.loads(table.data) if isinstance(table.data, str) else table.data
         assert len(rows) == 4
-        assert {r["id"] for r in rows} == set(folders)
+        assert {r["pair"].replace("\\", "") for r in rows} == set(folders)  # escaped: c__s is not bold
         for row in rows:
+            pair_id = row["pair"].replace("\\", "")
+            assert list(row) == ["pair", "row", "status", "time", "result", "reason"]
             assert row["status"] == "rendered"
-            assert Path(row["content"]).name.startswith("content")
-            assert Path(row["style"]).name.startswith("style")
-            assert row["output"] == f"[result.png]({out}/{row['id']}/result.png)"  # a link in the UI
-            for term in ("content", "style", "tv", "total"):
-                assert isinstance(row[f"{term}_loss"], float)
-            assert row["total_loss"] > 0
+            assert re.fullmatch(r"\d+\.\d s", row["time"])
+            assert row["result"] == f"`{pair_id}/result.png`"  # a local file: its path as text, not a broken link
         report = by_key["render-spring-batch-report"]
         assert report.type == "markdown"
         assert "**4** rendered, **0** skipped, **0** failed" in report.data
+        assert "](" not in report.data  # no link to a local path
+        assert f"`stylebatch gallery {out} --serve`" in report.data
 
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
         assert all(t.state_name == "Completed" for t in task_runs)
@@ -322,7 +324,7 @@ def test_s3_inputs_manifest_and_outputs(tiny: Tiny, s3: Bucket) -> None:
     manifest = s3.put("m.csv", ("content,style\n" + "\n".join(rows) + "\n").encode())
     out = f"{s3.uri}/renders"
 
-    summary, _ = run(manifest, out)
+    summary, run_id = run(manifest, out, link_expiry_s=3600)
     assert counts(summary) == (2, 0, 0)
     assert {row["content"] for row in summary["pairs"]} == {f"{s3.uri}/in/{c}" for c in content_names}
     keys = {key for key in s3.keys("renders") if not key.startswith("gallery/")}
@@ -337,8 +339,67 @@ def test_s3_inputs_manifest_and_outputs(tiny: Tiny, s3: Bucket) -> None:
         assert (record.content.uri, record.pair_id) == (row["content"], row["id"])
         assert len(pd.read_csv(io.BytesIO(s3.get(f"renders/{row['id']}/losses.csv")))) == 2
 
+    # the Prefect UI's links are presigned: a browser opens each with the right content type
+    artifacts = run_artifacts(run_id)
+    for row in json.loads(artifacts["render-m-pairs"].data):
+        url = link(row["result"], "result.png")
+        assert "X-Amz-Expires=3600" in url
+        pair_id = row["pair"].replace("\\", "")
+        assert http_get(url) == (200, "image/png", s3.get(f"renders/{pair_id}/result.png"))
+    assert_gallery_links_open(artifacts, "render-m")
+
     again, _ = run(manifest, out)
     assert counts(again) == (0, 2, 0)
+
+
+def test_public_url_links_open_where_the_output_root_is_served(tiny: Tiny, web: WebFolder) -> None:
+    (c1,), (s1, s2) = tiny.images(1, 2)
+    manifest = tiny.manifest(f"id,content,style\na_1913_b,{c1},{s1}\nc_2_d,{c1},{s2}\n", name="served.csv")
+    out = web.root / "nightly"
+    run(manifest, out, public_url=f"{web.url}/nightly")
+    summary, run_id = run(manifest, out, public_url=f"{web.url}/nightly")  # nothing left to render
+
+    assert counts(summary) == (0, 2, 0)
+    artifacts = run_artifacts(run_id)
+    assert artifacts["render-served"].type == "progress" and float(artifacts["render-served"].data) == 100
+    rows = json.loads(artifacts["render-served-pairs"].data)
+    assert [row["pair"] for row in rows] == ["a\\_1913\\_b", "c\\_2\\_d"]  # not italic in the UI
+    for row, pair_id in zip(rows, ["a_1913_b", "c_2_d"], strict=True):
+        url = link(row["result"], "result.png")
+        assert url == f"{web.url}/nightly/{pair_id}/result.png"
+        assert http_get(url) == (200, "image/png", (out / pair_id / "result.png").read_bytes())
+    assert_gallery_links_open(artifacts, "render-served")
+
+
+def run_artifacts(run_id: UUID) -> dict[str, Any]:
+    """The artifacts of the run itself (not of its subflows), by key."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    return {a.key: a for a in found}
+
+
+def link(markdown: str, text: str) -> str:
+    """The URL of a Markdown link whose (escaped) text is ``text``."""
+    match = re.fullmatch(rf"\[{re.escape(md_escape(text))}\]\((\S+)\)", markdown)
+    assert match, markdown
+    return match[1]
+
+
+def assert_gallery_links_open(artifacts: dict[str, Any], key: str) -> None:
+    """The report links the gallery's page and shows each contact sheet, also an image artifact; all open."""
+    report = artifacts[f"{key}-report"].data
+    gallery = re.search(r"- Gallery: (\[[^]]+\]\(\S+\))", report)[1]
+    status, content_type, page = http_get(link(gallery, "index.html"))
+    assert (status, content_type.split(";")[0]) == (200, "text/html") and b"<html" in page
+    shown = re.findall(r"^!\[contact sheet \d+\]\((\S+)\)$", report, flags=re.M)
+    sheets = [a for k, a in artifacts.items() if k.startswith(f"{key}-contact-sheet-")]
+    assert shown and len(sheets) == len(shown)
+    for url in [*shown, *(a.data for a in sheets)]:
+        status, content_type, png = http_get(url)
+        assert (status, content_type) == (200, "image/png") and png.startswith(b"\x89PNG")
+    assert {a.type for a in sheets} == {"image"}
 
 
 def test_http_inputs(tiny: Tiny, tmp_path: Path, web: WebFolder) -> None:
