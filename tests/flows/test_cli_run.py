@@ -10,13 +10,18 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.cli import main
 from tasks.records import DONE, RECORD, read_record
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
+from tests.support import Bucket
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -124,6 +129,45 @@ def test_an_unwritable_output_root_is_one_error_before_anything_runs(tiny: Tiny,
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: output {blocker}: already exists"
     assert result.stdout == ""
+
+
+def test_link_options_reach_the_prefect_ui(tiny: Tiny, s3: Bucket) -> None:
+    (c1,), (s1,) = tiny.images(1, 1)
+    manifest = tiny.manifest(f"id,content,style\na,{c1},{s1}\n", "cli-links.csv")
+    out = f"{s3.uri}/renders"
+    assert run(str(manifest), "--out", out, "--link-expiry", "120", *FLAGS).exit_code == 0
+    assert "X-Amz-Expires=120&" in latest_artifact("render-cli-links-pairs")[0]["result"]
+
+    again = run(str(manifest), "--out", out, "--public-url", "https://renders.example.com/nightly", *FLAGS)
+    assert again.exit_code == 0
+    assert latest_artifact("render-cli-links-pairs")[0]["result"] == (
+        "[result\\.png](https://renders.example.com/nightly/a/result.png)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (["--public-url", "renders.example.com"], "Invalid value for '--public-url': must be an http:// or https://"),
+        (["--link-expiry", "604801"], "Invalid value for '--link-expiry': 604801 is not in the range 1<=x<=604800"),
+    ],
+)
+def test_bad_link_options_stop_the_run_before_it_starts(
+    tiny: Tiny, tmp_path: Path, flags: list[str], problem: str
+) -> None:
+    result = run(str(tiny.cross(1, 1)), "--out", str(tmp_path / "out"), *flags, *FLAGS)
+    assert result.exit_code == 2
+    assert problem in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def latest_artifact(key: str) -> Any:
+    """The data of the newest artifact with ``key``."""
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC, limit=1
+        )
+    return json.loads(artifact.data)
 
 
 def test_version() -> None:
