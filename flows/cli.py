@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nst_core import NstError, Settings
-from tasks.options import EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, MAX_LINK_EXPIRY_S, OUT, RETRY_FOR_S
+from tasks.options import EXECUTOR, GALLERY_PORT, LINK_EXPIRY_S, LOG_EVERY, MAX_LINK_EXPIRY_S, OUT, RETRY_FOR_S
 
 if TYPE_CHECKING:
     from nst_core import RenderResult
@@ -360,13 +360,24 @@ def serve(
 @main.command("gallery")
 @click.argument("out")
 @click.option("--manifest", help="Show this manifest's pairs, in its order (unrendered ones as pending).")
+@click.option("--serve", is_flag=True, help="Then serve OUT over HTTP on 127.0.0.1 until Ctrl-C.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=GALLERY_PORT,
+    show_default=True,
+    help="Port of --serve (0: a free one).",
+)
 @endpoint_option
 @setting_options
-def gallery(out: str, manifest: str | None, **values: Any) -> None:
+def gallery(out: str, manifest: str | None, serve: bool, port: int, **values: Any) -> None:
     """Build OUT/gallery/ (index.html and contact_sheet.png) from the results under OUT.
 
     With --manifest, give the setting flags the run was given: pair ids depend on them (a pair
     rendered with other settings is still shown, with the flags that would match it).
+
+    With --serve, then serve OUT at http://127.0.0.1:PORT/gallery/index.html until Ctrl-C (from another
+    machine: ssh -L PORT:127.0.0.1:PORT HOST).
     """
     from tasks.gallery import build_gallery
     from tasks.manifest import read_manifest
@@ -380,6 +391,25 @@ def gallery(out: str, manifest: str | None, **values: Any) -> None:
     for note in built["notes"]:
         console.print(f"note: {note}", style="yellow", highlight=False)
     click.echo(built["index"])
+    if serve:
+        _serve_gallery(out, port)
+
+
+def _serve_gallery(out: str, port: int) -> None:
+    """Serve OUT on 127.0.0.1 until Ctrl-C; print the gallery's URL (stdout) once it answers."""
+    from tasks.serve_gallery import INDEX, gallery_server
+
+    try:
+        server = gallery_server(out, port)
+    except OSError as exc:
+        _fail(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc} (--port 0 picks a free port)")
+    console.print(f"serving {out} on 127.0.0.1 (Ctrl-C stops)", highlight=False)
+    click.echo(f"http://127.0.0.1:{server.server_address[1]}/{INDEX}")
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            console.print("stopped", highlight=False)
 
 
 @main.command("validate")

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EXECUTOR", "LINK_EXPIRY_S", "LOG_EVERY", "MAX_LINK_EXPIRY_S", "OUT", "RETRY_FOR_S", "RunOptions"]
+__all__ = [
+    "EXECUTOR",
+    "GALLERY_PORT",
+    "LINK_EXPIRY_S",
+    "LOG_EVERY",
+    "MAX_LINK_EXPIRY_S",
+    "OUT",
+    "RETRY_FOR_S",
+    "RunOptions",
+]
 
 OUT = "renders"  # output root
 LOG_EVERY = 50  # log the loss terms every N iterations
@@ -12,6 +21,7 @@ EXECUTOR = "local"  # see flows.executors
 RETRY_FOR_S = 180.0  # retry transient storage and network errors this long
 MAX_LINK_EXPIRY_S = 7 * 24 * 3600  # S3 presigned URLs work 7 days at most
 LINK_EXPIRY_S = MAX_LINK_EXPIRY_S  # how long the Prefect UI's presigned links work
+GALLERY_PORT = 8765  # stylebatch gallery --serve
 
 
 @dataclass(frozen=True)
