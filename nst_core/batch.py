@@ -19,6 +19,7 @@ from torch import Tensor
 
 from nst_core.backbones import FeatureNet
 from nst_core.device import autocast
+from nst_core.fastpath import memory_format
 from nst_core.gather import Gatherer
 from nst_core.levels import (
     Level,
@@ -29,11 +30,13 @@ from nst_core.levels import (
     level_targets,
     loss_terms,
     upscaled,
+    weighted,
 )
 from nst_core.losses import LossTerms
 from nst_core.optimize import Objective, backward_together, diverged, lr_at, make_optimizer
 from nst_core.results import StepInfo
 from nst_core.settings import Settings
+from nst_core.tiling import Tiler
 
 __all__ = ["Batch", "Track"]
 
@@ -98,9 +101,8 @@ class Batch:
     ):
         self.s, self.device, self.precision, self.on_step = settings, device, precision, on_step
         self.layers = list(dict.fromkeys(settings.content_layers + settings.style_layers))
-        use_channels_last = settings.channels_last and device.type == "cuda"
-        self.memory = torch.channels_last if use_channels_last else torch.contiguous_format
-        self.net = net.to(memory_format=self.memory)
+        self.net, self.memory = net, memory_format(settings, device)  # net: prepared in that format
+        self.tiler = Tiler(net, self.layers, settings.tile_size, device, precision) if settings.tile_size else None
         # Reading losses to the host syncs the device: Adam on an accelerator reads them in chunks.
         self.chunk = 10 if settings.optimizer == "adam" and device.type != "cpu" else 1
         self.tracks: dict[int, Track] = {}
@@ -131,7 +133,13 @@ class Batch:
             image = upscaled(track.image, content.to(self.device))
         with autocast(self.device, self.precision):
             level = level_targets(
-                self.net, plan, content.to(self.device), [s.to(self.device) for s in styles], track.blend, track.s
+                self.net,
+                plan,
+                content.to(self.device),
+                [s.to(self.device) for s in styles],
+                track.blend,
+                track.s,
+                self.tiler,
             )
         track.begin_level(level, image.contiguous(memory_format=self.memory), request)
 
@@ -158,12 +166,16 @@ class Batch:
         """Loss terms and gradients of the tracks ``keys`` at their current pixels: one pass through the network."""
         tracks = [self.tracks[key] for key in keys]
         x = torch.cat([track.image for track in tracks])  # (B, 3, H, W); the gradient flows back to each image
-        with autocast(self.device, self.precision):
-            feats = self.net(x, self.layers)
-        terms = [
-            loss_terms(track.level, track.s, {name: f[i : i + 1] for name, f in feats.items()}, x[i : i + 1])
-            for i, track in enumerate(tracks)
-        ]
+        if self.tiler is not None and self.tiler.splits(x):
+            content, style = self.tiler.losses(x, [track.level for track in tracks])
+            terms = [weighted(track.s, content[i], style[i], x[i : i + 1]) for i, track in enumerate(tracks)]
+        else:
+            with autocast(self.device, self.precision):
+                feats = self.net(x, self.layers)
+            terms = [
+                loss_terms(track.level, track.s, {name: f[i : i + 1] for name, f in feats.items()}, x[i : i + 1])
+                for i, track in enumerate(tracks)
+            ]
         errors = backward_together([track.objective for track in tracks], terms)
         return {tracks[position].key: exc for position, exc in errors.items()}
 

@@ -21,6 +21,7 @@ from nst_core.images import load_image, resize_long_side
 from nst_core.losses import LossTerms, content_loss, gram_matrix, layer_weights, style_loss, tv_loss
 from nst_core.settings import Settings
 from nst_core.tensors import to_image, to_tensor
+from nst_core.tiling import Tiler
 
 __all__ = [
     "Level",
@@ -32,6 +33,7 @@ __all__ = [
     "level_targets",
     "loss_terms",
     "upscaled",
+    "weighted",
 ]
 
 NOISE_STD = 90 / 255  # gordicaleksa's Gaussian init: std 90 on the 0-255 scale
@@ -95,17 +97,28 @@ def blend_weights(weights: list[float] | None, n_styles: int) -> list[float]:
 
 
 def level_targets(
-    net: FeatureNet, plan: tuple[int, int], content: Tensor, styles: list[Tensor], blend: list[float], s: Settings
+    net: FeatureNet,
+    plan: tuple[int, int],
+    content: Tensor,
+    styles: list[Tensor],
+    blend: list[float],
+    s: Settings,
+    tiler: Tiler | None = None,
 ) -> Level:
-    """A level's content features, blended style Grams and normalised layer weights."""
+    """A level's content features, blended style Grams and normalised layer weights (through
+    ``tiler``'s tiles for images larger than a tile)."""
     with torch.no_grad():
-        feats = features(net, content, s.content_layers, "content image")
+        feats = features(net, content, s.content_layers, "content image", tiler)
         content_targets = {name: feats[name].float() for name in s.content_layers}
         grams: dict[str, Tensor] = {}
         for style, weight in zip(styles, blend, strict=True):
-            feats = features(net, style, s.style_layers, "style image")
+            if tiler is not None and tiler.splits(style):
+                style_grams = tiler.grams(style, s.style_layers)
+            else:
+                feats = features(net, style, s.style_layers, "style image")
+                style_grams = {name: gram_matrix(feats[name]) for name in s.style_layers}
             for name in s.style_layers:
-                gram = weight * gram_matrix(feats[name])
+                gram = weight * style_grams[name]
                 grams[name] = gram if name not in grams else grams[name] + gram
     return Level(
         *plan,
@@ -117,7 +130,11 @@ def level_targets(
     )
 
 
-def features(net: FeatureNet, image: Tensor, layers: list[str], role: str) -> dict[str, Tensor]:
+def features(
+    net: FeatureNet, image: Tensor, layers: list[str], role: str, tiler: Tiler | None = None
+) -> dict[str, Tensor]:
+    if tiler is not None and tiler.splits(image):
+        return tiler.features(image, layers)
     try:
         return net(image, layers)
     except RuntimeError as exc:  # pooling or an unpadded convolution ran out of pixels
@@ -135,9 +152,14 @@ def loss_terms(level: Level, s: Settings, feats: dict[str, Tensor], image: Tenso
     """The loss terms of a (1, 3, H, W) ``image`` whose features are ``feats``."""
     c = content_loss(feats, level.content_targets, level.content_weights)
     st = style_loss(feats, level.grams, level.style_weights)
+    return weighted(s, c, st, image)
+
+
+def weighted(s: Settings, content: Tensor, style: Tensor, image: Tensor) -> LossTerms:
+    """The loss terms from the content and style losses of ``image``: its total variation, the weighted total."""
     tv = tv_loss(image, s.tv_norm, s.normalization)
-    total = s.content_weight * c + s.style_weight * st + s.tv_weight * tv
-    return LossTerms(c, st, tv, total)
+    total = s.content_weight * content + s.style_weight * style + s.tv_weight * tv
+    return LossTerms(content, style, tv, total)
 
 
 def finish(image: Tensor, content: Tensor, s: Settings) -> Image.Image:

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image
 
-from nst_core.backbones import load_backbone
 from nst_core.batch import Batch, Track
 from nst_core.device import pick_device, pick_precision
 from nst_core.errors import InputError
+from nst_core.fastpath import prepare_network
 from nst_core.images import load_image, long_side_size
 from nst_core.results import BatchJob, ImageInput, RenderResult, StepInfo, Timings
 from nst_core.settings import Settings
@@ -145,8 +145,7 @@ def _render_group(
     try:
         device = pick_device(s.device)
         precision = pick_precision(s.precision, device)
-        layers = list(dict.fromkeys(s.content_layers + s.style_layers))
-        net = load_backbone(s.backbone, s.weights, s.pooling, str(device)).cut(layers, s.normalization)
+        net = prepare_network(s, device, precision)
     except Exception as exc:  # the device, the weights: every job of the batch fails alike
         return {track.key: exc for track in tracks}
     batch = Batch(net, s, device, precision, on_step)

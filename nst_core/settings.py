@@ -122,6 +122,21 @@ class Settings(BaseModel):
     device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, mps, cuda or cuda:N.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA (fp32 elsewhere).")
     channels_last: bool = Field(False, description="channels_last memory format on CUDA.")
+    cudnn_benchmark: bool = Field(
+        False, description="cuDNN autotuning on CUDA: the fastest convolution algorithms, timed once per image shape."
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the network (once per process and image shape: seconds to minutes); where "
+        "compiling fails, the render runs without it.",
+    )
+    tile_size: int = Field(
+        0,
+        ge=0,
+        le=8192,
+        description="Compute the loss and its gradient in tiles of this many pixels (rounded up to the network's "
+        "stride) when the image is larger: memory then follows the tile, not the image. 0: no tiles.",
+    )
     snapshot_every: int = Field(0, ge=0, description="Keep a snapshot every N iterations (0: none).")
     max_pixels: int = Field(
         64_000_000,

@@ -145,6 +145,10 @@ class Tiler:
         self.tile = _round_up(tile_size, self.align)
         self.halo = _round_up(max(g.radius for g in self.geometry.values()), self.align)
 
+    def splits(self, image: Tensor) -> bool:
+        """Whether ``image`` is larger than one tile."""
+        return len(self.tiles(*image.shape[-2:])) > 1
+
     def tiles(self, height: int, width: int) -> list[tuple[_Span, _Span]]:
         rows = _spans(height, self.tile, self.halo, self.align)
         cols = _spans(width, self.tile, self.halo, self.align)
