@@ -34,13 +34,13 @@ def pair_folder(out: str, pair_id: str) -> str:
     return f"{out.rstrip('/')}/{pair_id}"
 
 
-def _content_type(fs: Any, path: str) -> str | None:
-    """The Content-Type to store with ``path`` on S3, so that a browser shows it (S3's default,
-    ``binary/octet-stream``, makes browsers download it); None elsewhere (files need none)."""
+def _put_options(fs: Any, path: str) -> dict[str, str]:
+    """How to write ``path`` to ``fs`` so that a browser shows it: on S3 with its Content-Type (S3's default,
+    ``binary/octet-stream``, makes browsers download it); files need nothing."""
     kind, _ = mimetypes.guess_type(path)
     if not is_s3(fs) or kind is None:
-        return None
-    return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
+        return {}
+    return {"ContentType": f"{kind}; charset=utf-8" if kind.startswith("text/") else kind}
 
 
 def is_s3(fs: Any) -> bool:
@@ -48,12 +48,12 @@ def is_s3(fs: Any) -> bool:
 
 
 def pipe_files(fs: Any, files: dict[str, bytes]) -> None:
-    """Write ``files`` (path -> bytes) in batches, each with its Content-Type on S3 (``_content_type``)."""
-    batches: dict[str | None, dict[str, bytes]] = {}
+    """Write ``files`` (path -> bytes) in batches, each file as ``_put_options`` says."""
+    batches: dict[tuple[tuple[str, str], ...], dict[str, bytes]] = {}
     for path, data in files.items():
-        batches.setdefault(_content_type(fs, path), {})[path] = data
-    for kind, batch in batches.items():
-        fs.pipe(batch, **({"ContentType": kind} if kind else {}))
+        batches.setdefault(tuple(_put_options(fs, path).items()), {})[path] = data
+    for options, batch in batches.items():
+        fs.pipe(batch, **dict(options))
 
 
 def _as_output_error(uri: str, op: Callable[[], T]) -> T:
@@ -168,4 +168,4 @@ def _replace_remote(fs: Any, folder: str, files: dict[str, bytes]) -> None:
     if old:
         fs.rm(old)
     for name, data in files.items():  # dicts keep order: the completion record is last
-        pipe_files(fs, {f"{folder}/{name}": data})
+        fs.pipe_file(f"{folder}/{name}", data, **_put_options(fs, name))
