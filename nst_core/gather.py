@@ -101,7 +101,12 @@ class Gatherer:
                 if self._running == 0:
                     return
                 batch, self._waiting = sorted(self._waiting), []  # in key order, whatever the threads' timing
-            errors = self._evaluate_safely(batch)
+            try:
+                errors = self._evaluate_safely(batch)
+            except BaseException:  # Ctrl-C: ``_abort`` answers them
+                with self._lock:
+                    self._waiting += batch
+                raise
             with self._lock:
                 self._answers.update({key: errors.get(key) for key in batch})
                 self._lock.notify_all()
