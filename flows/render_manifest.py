@@ -26,7 +26,15 @@ from tasks.links import Links, md_code
 from tasks.manifest import Pair, manifest_name
 from tasks.options import EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
 from tasks.render import build_gallery_task, check_output, load_manifest, render_pair, select_pairs
-from tasks.report import artifact_key, markdown_report, row_problems, sheet_urls, summarise, table_rows
+from tasks.report import (
+    artifact_key,
+    markdown_report,
+    row_problems,
+    sheet_urls,
+    summarise,
+    table_description,
+    table_rows,
+)
 
 __all__ = ["render_manifest", "render_pairs"]
 
@@ -105,7 +113,8 @@ def render_manifest(
 def _publish(summary: dict[str, Any], key: str, links: Links) -> None:
     """The pairs' table, the report and the contact sheets (where a browser opens them) on this run."""
     manifest = md_code(summary["manifest"])
-    create_table_artifact(table_rows(summary["pairs"], links), key=f"{key}-pairs", description=f"Pairs of {manifest}")
+    rows = table_rows(summary["pairs"], links)
+    create_table_artifact(rows, key=f"{key}-pairs", description=table_description(summary))
     create_markdown_artifact(markdown_report(summary, links), key=f"{key}-report", description=f"Run of {manifest}")
     for n, url in enumerate(sheet_urls(summary["gallery"], links), start=1):
         create_image_artifact(url, key=f"{key}-contact-sheet-{n}", description=f"Contact sheet {n} of {manifest}")

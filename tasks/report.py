@@ -10,7 +10,16 @@ from tasks.manifest import Manifest, Pair
 from tasks.records import RESULT
 from tasks.storage import pair_folder
 
-__all__ = ["STATUSES", "artifact_key", "markdown_report", "row_problems", "sheet_urls", "summarise", "table_rows"]
+__all__ = [
+    "STATUSES",
+    "artifact_key",
+    "markdown_report",
+    "row_problems",
+    "sheet_urls",
+    "summarise",
+    "table_description",
+    "table_rows",
+]
 
 STATUSES = ("rendered", "skipped", "failed", "cancelled")
 
@@ -66,15 +75,21 @@ def table_rows(rows: list[dict[str, Any]], links: Links) -> list[dict[str, Any]]
     ]
 
 
-def _brief(reason: str, width: int = 60) -> str:
+def _brief(reason: str, width: int = 48) -> str:
     """The start and the end (the cause) of a long reason; the report has it whole."""
     return reason if len(reason) <= width else f"{reason[: width // 3]}…{reason[-(width - width // 3 - 1) :]}"
 
 
 def _file(uri: str, text: str, links: Links) -> str:
-    """A link to ``uri`` where a browser opens it, else its path under the output root as text."""
+    """A link to ``uri`` where a browser opens it, else ``text`` as text (``table_description`` says where)."""
     url = links.url(uri)
-    return md_link(text, url) if url else md_code(links.relative(uri))
+    return md_link(text, url) if url else md_code(text)
+
+
+def table_description(summary: dict[str, Any]) -> str:
+    """What the table shows, and where its results are: shown above it, so the table itself stays narrow."""
+    results = md_code(f"{pair_folder(summary['out'], '<pair>')}/{RESULT}")
+    return f"Pairs of {md_code(summary['manifest'])}; results in {results}"
 
 
 def sheet_urls(gallery: dict[str, Any], links: Links) -> list[str]:

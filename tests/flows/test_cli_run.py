@@ -141,7 +141,7 @@ def test_link_options_reach_the_prefect_ui(tiny: Tiny, s3: Bucket) -> None:
     again = run(str(manifest), "--out", out, "--public-url", "https://renders.example.com/nightly", *FLAGS)
     assert again.exit_code == 0
     assert latest_artifact("render-cli-links-pairs")[0]["result"] == (
-        "[result\\.png](https://renders.example.com/nightly/a/result.png)"
+        "[result.png](https://renders.example.com/nightly/a/result.png)"
     )
 
 

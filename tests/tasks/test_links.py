@@ -50,10 +50,16 @@ def test_md_code_shows_text_in_a_code_span(text: str) -> None:
 
 def test_md_link_and_image_encode_what_a_link_cannot_hold() -> None:
     url = "https://host/a b/(c)_d.png?X-Amz-Signature=ab%2Fc&x=1"
-    assert rendered(md_link("a_b", url)) == (
-        '<a href="https://host/a%20b/%28c%29_d.png?X-Amz-Signature=ab%2Fc&amp;x=1">a_b</a>'
+    assert rendered(md_link("result.png", url)) == (
+        '<a href="https://host/a%20b/%28c%29_d.png?X-Amz-Signature=ab%2Fc&amp;x=1">result.png</a>'
     )
-    assert rendered(md_image("sheet_1", url)).startswith('<img src="https://host/a%20b/%28c%29_d.png?')
+    assert rendered(md_image("contact sheet 1", url)).startswith('<img src="https://host/a%20b/%28c%29_d.png?')
+
+
+@pytest.mark.parametrize("text", ["a_b", "[x]", "*", "a\\b"])
+def test_link_text_is_ours_never_text_that_needs_escaping(text: str) -> None:
+    with pytest.raises(ValueError, match="would need escaping"):  # Prefect's UI shows escapes in link text as typed
+        md_link(text, "https://host/x")
 
 
 def test_public_url_maps_the_output_root(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 
 from tasks.links import Links, md_escape
 from tasks.manifest import read_manifest
-from tasks.report import artifact_key, markdown_report, row_problems, summarise, table_rows
+from tasks.report import artifact_key, markdown_report, row_problems, summarise, table_description, table_rows
 
 
 def _manifest(tmp_path: Path) -> str:
@@ -53,8 +53,8 @@ def test_table_is_compact_rounded_and_links_results_where_a_browser_opens_them(t
     pair_id = summary["pairs"][0]["id"]
     assert (rendered["row"], rendered["status"], rendered["time"], rendered["reason"]) == (2, "rendered", "87.2 s", "")
     assert rendered["pair"] == md_escape(pair_id) and "\\_" in rendered["pair"]  # c__s-hash: not bold in the UI
-    assert rendered["result"] == f"[result\\.png](https://renders.example.com/nightly/{pair_id}/result.png)"
-    assert skipped["result"].startswith("[result\\.png](https://") and skipped["time"] == ""
+    assert rendered["result"] == f"[result.png](https://renders.example.com/nightly/{pair_id}/result.png)"
+    assert skipped["result"].startswith("[result.png](https://") and skipped["time"] == ""
     assert (bad["pair"], bad["status"], bad["result"]) == ("", "failed", "")
     assert not any(isinstance(v, float) for row in rows for v in row.values())
 
@@ -63,18 +63,21 @@ def test_table_shows_local_results_as_text_and_long_reasons_briefly(tmp_path: Pa
     summary = _summary(tmp_path, str(tmp_path / "out"))
     reason = summary["pairs"][2]["reason"]
     rows = table_rows(summary["pairs"], Links(str(tmp_path / "out")))
-    assert rows[0]["result"] == f"`{summary['pairs'][0]['id']}/result.png`"  # a code span, not a broken link
+    assert rows[0]["result"] == "`result.png`"  # text, not a broken link; the description says where
+    assert (
+        table_description(summary) == f"Pairs of `{summary['manifest']}`; results in `{tmp_path}/out/<pair>/result.png`"
+    )
     assert not any("](" in v for row in rows for v in row.values() if isinstance(v, str))
-    assert len(reason) > 60
+    assert len(reason) > 48
     shown = MarkdownIt("commonmark").renderInline(rows[2]["reason"])
-    assert len(shown) == 60 and shown.startswith(reason[:20]) and shown.endswith(reason[-39:]) and "…" in shown
+    assert len(shown) == 48 and shown.startswith(reason[:16]) and shown.endswith(reason[-31:]) and "…" in shown
 
 
 def test_report_links_gallery_and_shows_contact_sheets_with_a_public_url(tmp_path: Path) -> None:
     summary = _summary(tmp_path, str(tmp_path / "out"))
     report = markdown_report(summary, Links(str(tmp_path / "out"), "http://127.0.0.1:8765"))
     assert "**1** rendered, **1** skipped, **1** failed, **0** cancelled in 91.0 s." in report
-    assert "- Gallery: [index\\.html](http://127.0.0.1:8765/gallery/index.html), 2 contents x 1 styles" in report
+    assert "- Gallery: [index.html](http://127.0.0.1:8765/gallery/index.html), 2 contents x 1 styles" in report
     assert "![contact sheet 1](http://127.0.0.1:8765/gallery/contact_sheet.png)" in report
     assert "![contact sheet 2](http://127.0.0.1:8765/gallery/contact_sheet-2.png)" in report
     assert "- row 4: column" in report
