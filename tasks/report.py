@@ -75,8 +75,9 @@ def table_rows(rows: list[dict[str, Any]], links: Links) -> list[dict[str, Any]]
     ]
 
 
-def _brief(reason: str, width: int = 48) -> str:
-    """The start and the end (the cause) of a long reason; the report has it whole."""
+def _brief(reason: str, width: int = 36) -> str:
+    """The start and the end (the cause) of a long reason, narrow enough that a 1400 px window shows the whole
+    table beside 40-character pair ids (the UI does not wrap cells); the report has it whole."""
     return reason if len(reason) <= width else f"{reason[: width // 3]}…{reason[-(width - width // 3 - 1) :]}"
 
 

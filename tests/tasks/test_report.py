@@ -68,9 +68,9 @@ def test_table_shows_local_results_as_text_and_long_reasons_briefly(tmp_path: Pa
         table_description(summary) == f"Pairs of `{summary['manifest']}`; results in `{tmp_path}/out/<pair>/result.png`"
     )
     assert not any("](" in v for row in rows for v in row.values() if isinstance(v, str))
-    assert len(reason) > 48
+    assert len(reason) > 36
     shown = MarkdownIt("commonmark").renderInline(rows[2]["reason"])
-    assert len(shown) == 48 and shown.startswith(reason[:16]) and shown.endswith(reason[-31:]) and "…" in shown
+    assert len(shown) == 36 and shown.startswith(reason[:12]) and shown.endswith(reason[-23:]) and "…" in shown
 
 
 def test_report_links_gallery_and_shows_contact_sheets_with_a_public_url(tmp_path: Path) -> None:
