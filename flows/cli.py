@@ -24,7 +24,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from nst_core import NstError, Settings
-from tasks.options import EXECUTOR, GALLERY_PORT, LINK_EXPIRY_S, LOG_EVERY, MAX_LINK_EXPIRY_S, OUT, RETRY_FOR_S
+from tasks.options import (
+    BATCH_SIZE,
+    EXECUTOR,
+    GALLERY_PORT,
+    LINK_EXPIRY_S,
+    LOG_EVERY,
+    MAX_LINK_EXPIRY_S,
+    OUT,
+    RETRY_FOR_S,
+)
 
 if TYPE_CHECKING:
     from nst_core import RenderResult
@@ -184,6 +193,14 @@ def _cell(text: str) -> str:
 @click.option("--log-every", default=LOG_EVERY, show_default=True, help="Log the loss terms every N iterations.")
 @click.option("--timeout", "timeout_s", type=float, help="Give up on a pair after this many seconds.")
 @click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=BATCH_SIZE,
+    show_default=True,
+    help="Render up to N pairs together on one device: pairs of one network, size, optimiser and precision "
+    "(README: Scaling out).",
+)
+@click.option(
     "--retry-for",
     "retry_for_s",
     type=float,
@@ -209,6 +226,7 @@ def run(
     force: bool,
     log_every: int,
     timeout_s: float | None,
+    batch_size: int,
     retry_for_s: float,
     executor: str,
     quiet: bool,
@@ -227,7 +245,7 @@ def run(
 
     defaults = defaults_from(values)
     flow_args = dict(force=force, log_every=log_every, timeout_s=timeout_s, executor=executor, retry_for_s=retry_for_s)
-    flow_args |= dict(public_url=public_url, link_expiry_s=link_expiry_s)
+    flow_args |= dict(public_url=public_url, link_expiry_s=link_expiry_s, batch_size=batch_size)
     verbosity = "quiet" if quiet else "verbose" if verbose else "normal"
     with _interrupts(on_second=kill_all):
         try:

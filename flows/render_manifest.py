@@ -24,8 +24,8 @@ from tasks.failures import failure_of
 from tasks.inputs import forget_run
 from tasks.links import Links, md_code
 from tasks.manifest import Pair, manifest_name
-from tasks.options import EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
-from tasks.render import build_gallery_task, check_output, load_manifest, render_pair, select_pairs
+from tasks.options import BATCH_SIZE, EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
+from tasks.render import build_gallery_task, check_output, load_manifest, render_batch, render_pair, select_pairs
 from tasks.report import (
     artifact_key,
     markdown_report,
@@ -35,6 +35,7 @@ from tasks.report import (
     table_description,
     table_rows,
 )
+from tasks.run_pair import batches
 
 __all__ = ["render_manifest", "render_pairs"]
 
@@ -55,6 +56,7 @@ def render_manifest(
     retry_for_s: float = RETRY_FOR_S,
     public_url: str | None = None,
     link_expiry_s: int = LINK_EXPIRY_S,
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, Any]:
     """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
 
@@ -69,6 +71,7 @@ def render_manifest(
         retry_for_s: retry transient storage and network errors for up to this many seconds.
         public_url: where ``out`` is served over http(s): the artifacts' links are this + the path under ``out``.
         link_expiry_s: without ``public_url``, links to S3 outputs are presigned for this long (at most 7 days).
+        batch_size: render up to this many pairs of one ``nst_core.batch_key`` together on one device.
 
     The run's artifacts: progress (pairs finished), a table of the pairs, a Markdown report and the contact sheets
     as images where a browser can open them (``tasks.links``).
@@ -76,7 +79,7 @@ def render_manifest(
     start = time.perf_counter()
     logger = get_run_logger()
     links = Links(out, public_url, link_expiry_s)
-    options = RunOptions(out, str(flow_run.get_id()), timeout_s, retry_for_s, force)
+    options = RunOptions(out, str(flow_run.get_id()), timeout_s, retry_for_s, force, batch_size)
     check_output(options)
     parsed = load_manifest(manifest, defaults)
     for error in parsed.errors:
@@ -129,35 +132,42 @@ def render_pairs(
     ``artifact`` is the parent run's progress artifact (the one its UI page shows), updated as pairs end.
     """
     with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
-        futures = render_pair.map(pairs, options=unmapped(options), log_every=unmapped(log_every))
-    return _collect(dict(zip(futures, pairs, strict=True)), artifact)
+        if options.batch_size > 1:  # pairs of one batch key together (tasks.run_pair.batches)
+            groups = batches(pairs, options.batch_size)
+            futures = render_batch.map(groups, options=unmapped(options), log_every=unmapped(log_every))
+        else:
+            groups = [[pair] for pair in pairs]
+            futures = render_pair.map(pairs, options=unmapped(options), log_every=unmapped(log_every))
+    return _collect(dict(zip(futures, groups, strict=True)), artifact)
 
 
-def _collect(futures: dict[PrefectFuture[Any], Pair], artifact: UUID) -> list[dict[str, Any]]:
+def _collect(futures: dict[PrefectFuture[Any], list[Pair]], artifact: UUID) -> list[dict[str, Any]]:
     """Wait for the render tasks, updating the progress artifact as each ends; after Ctrl-C, start no more."""
-    outcomes = []
-    for done, future in enumerate(as_completed(list(futures)), start=1):
+    outcomes: list[dict[str, Any]] = []
+    total = sum(len(pairs) for pairs in futures.values())
+    for future in as_completed(list(futures)):
         if stopping.stop_requested():
             for other in futures:
                 other.wrapped_future.cancel()  # only those not started yet; running renders stop themselves
-        outcomes.append(_outcome(future, futures[future]))
-        progress.emit(progress.PairEnded(outcomes[-1]))
-        update_progress_artifact(artifact, 100 * done / len(futures))
+        for outcome in _outcomes(future, futures[future]):
+            outcomes.append(outcome)
+            progress.emit(progress.PairEnded(outcome))
+        update_progress_artifact(artifact, 100 * len(outcomes) / total)
     return outcomes
 
 
-def _outcome(future: PrefectFuture[Any], pair: Pair) -> dict[str, Any]:
-    """What a render task returned (a failed pair's outcome is its Failed state's data)."""
-    base = {"pair_id": pair.pair_id, "row": pair.row}
+def _outcomes(future: PrefectFuture[Any], pairs: list[Pair]) -> list[dict[str, Any]]:
+    """What a render task returned for its pairs (a failed task's outcomes are its Failed state's data)."""
+    bases = [{"pair_id": pair.pair_id, "row": pair.row} for pair in pairs]
     if future.wrapped_future.cancelled():
-        return {**base, "status": "cancelled", "reason": "not started (Ctrl-C)"}
+        return [{**base, "status": "cancelled", "reason": "not started (Ctrl-C)"} for base in bases]
     try:
         outcome = future.result(raise_on_failure=False)
     except Exception as exc:  # the task could not run at all (a worker died, the API went away)
         outcome = exc
-    if isinstance(outcome, dict):
-        return outcome
+    if isinstance(outcome, dict | list):
+        return outcome if isinstance(outcome, list) else [outcome]
     reason = (
         failure_of(outcome).reason if isinstance(outcome, BaseException) else f"the render task ended with {outcome!r}"
     )
-    return {**base, "status": "failed", "reason": reason}
+    return [{**base, "status": "failed", "reason": reason} for base in bases]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -16,10 +17,10 @@ from tasks.gallery import build_gallery
 from tasks.manifest import Manifest, Pair, read_manifest
 from tasks.options import LOG_EVERY, RunOptions
 from tasks.retries import retry_transient
-from tasks.run_pair import run_pair
+from tasks.run_pair import run_batch
 from tasks.storage import check_writable, finished
 
-__all__ = ["build_gallery_task", "check_output", "load_manifest", "render_pair", "select_pairs"]
+__all__ = ["build_gallery_task", "check_output", "load_manifest", "render_batch", "render_pair", "select_pairs"]
 
 
 @task(cache_policy=NO_CACHE)
@@ -55,15 +56,55 @@ def _finished(out: str, pair: Pair) -> bool:
 @task(task_run_name="render-{pair.pair_id}", cache_policy=NO_CACHE)
 def render_pair(pair: Pair, options: RunOptions, log_every: int = LOG_EVERY) -> dict[str, Any] | State:
     """Render one pair on a free GPU (or the CPU); a failed pair ends as a Failed task run with its reason."""
+    [outcome] = _render_on_a_device([pair], options, log_every)
+    if outcome["status"] == "failed":  # the UI shows the reason as the state's message, the traceback as a log
+        return Failed(message=outcome["reason"], data=_without_traceback(outcome))
+    return outcome
+
+
+def _batch_name(parameters: dict[str, Any]) -> str:
+    pairs = parameters["pairs"]
+    return f"render-{pairs[0].pair_id}+{len(pairs) - 1}"
+
+
+@task(task_run_name=_batch_name, cache_policy=NO_CACHE)
+def render_batch(pairs: list[Pair], options: RunOptions, log_every: int = LOG_EVERY) -> list[dict[str, Any]] | State:
+    """Render pairs of one batch key together on a free GPU (or the CPU): one outcome per pair, as
+    ``render_pair``'s; a batch with a failed pair ends as a Failed task run naming it."""
+    outcomes = [_without_traceback(outcome) for outcome in _render_on_a_device(pairs, options, log_every)]
+    failed = [f"{outcome['pair_id']}: {outcome['reason']}" for outcome in outcomes if outcome["status"] == "failed"]
+    if failed:
+        return Failed(message=f"{len(failed)} of {len(pairs)} pairs failed; {'; '.join(failed)}", data=outcomes)
+    return outcomes
+
+
+def _render_on_a_device(pairs: list[Pair], options: RunOptions, log_every: int) -> list[dict[str, Any]]:
+    """``run_batch`` on a free GPU (or the CPU), with progress events and the loss terms in the task's log."""
     logger = get_run_logger()
+    who = {pair.pair_id: f"{pair.pair_id}: " if len(pairs) > 1 else "" for pair in pairs}  # a batch's log names them
+    steps = [_step_logger(pair, log_every, logger, who[pair.pair_id]) for pair in pairs]
+    with device_slot() as device:
+        for pair in pairs:
+            progress.emit(progress.PairStarted(pair.pair_id, pair.row, pair.settings.total_iterations))
+        outcomes = run_batch(pairs, options, device, lambda index, step: steps[index](step))
+    for outcome in outcomes:
+        if outcome["status"] == "failed":
+            logger.error("%s%s\n%s", who[outcome["pair_id"]], outcome["reason"], outcome["traceback"])
+    return outcomes
+
+
+def _step_logger(pair: Pair, log_every: int, logger: Any, prefix: str) -> Callable[[StepInfo], None]:
+    """Report ``pair``'s steps as progress events, and its loss terms every ``log_every`` iterations."""
+    total = pair.settings.total_iterations
 
     def on_step(step: StepInfo) -> None:
         progress.emit(progress.PairStep(pair.pair_id, step))
-        if step.iteration == 1 or step.iteration % log_every == 0 or step.iteration == pair.settings.total_iterations:
+        if step.iteration == 1 or step.iteration % log_every == 0 or step.iteration == total:
             logger.info(
-                "iteration %d/%d: content %.4g style %.4g tv %.4g total %.4g (%.1f s)",
+                "%siteration %d/%d: content %.4g style %.4g tv %.4g total %.4g (%.1f s)",
+                prefix,
                 step.iteration,
-                pair.settings.total_iterations,
+                total,
                 step.content,
                 step.style,
                 step.tv,
@@ -71,13 +112,12 @@ def render_pair(pair: Pair, options: RunOptions, log_every: int = LOG_EVERY) -> 
                 step.elapsed_s,
             )
 
-    with device_slot() as device:
-        progress.emit(progress.PairStarted(pair.pair_id, pair.row, pair.settings.total_iterations))
-        outcome = run_pair(pair, options, device, on_step)
-    if outcome["status"] == "failed":  # the UI shows the reason as the state's message, the traceback as a log
-        logger.error("%s\n%s", outcome["reason"], outcome["traceback"])
-        return Failed(message=outcome["reason"], data={k: v for k, v in outcome.items() if k != "traceback"})
-    return outcome
+    return on_step
+
+
+def _without_traceback(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The outcome as state data: small (the traceback is in the log and the failure record)."""
+    return {k: v for k, v in outcome.items() if k != "traceback"}
 
 
 @task(name="build-gallery", cache_policy=NO_CACHE)

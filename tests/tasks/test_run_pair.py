@@ -35,7 +35,7 @@ from tasks.records import (
     read_losses,
     read_record,
 )
-from tasks.run_pair import run_pair
+from tasks.run_pair import batches, run_batch, run_pair
 from tasks.storage import finished, write_pair
 
 if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
@@ -341,3 +341,38 @@ def test_the_process_here_is_alive(tmp_path: Path) -> None:
 
     assert not Holder("x", socket.gethostname(), os.getpid(), time.time()).stale()
     assert Holder("x", socket.gethostname(), 2**22 + 17, time.time()).stale()
+
+
+# --- batches: pairs of one batch key, in manifest order -------------------------------------------------------------
+
+
+def test_batches_group_pairs_by_key_in_manifest_order(tmp_path: Path, content_path: Path, style_path: Path) -> None:
+    rows = [("a", 32), ("b", 48), ("c", 32), ("d", 32), ("e", 48), ("f", 32)]
+    (tmp_path / "m.csv").write_text(
+        "id,content,style,image_size\n" + "".join(f"{i},content.png,style.png,{size}\n" for i, size in rows)
+    )
+    pairs = read_manifest(str(tmp_path / "m.csv"), FAST).pairs
+    ids = [[pair.pair_id for pair in batch] for batch in batches(pairs, 2)]
+    assert ids == [["a", "c"], ["b", "e"], ["d", "f"]]
+    assert [[pair.pair_id for pair in batch] for batch in batches(pairs, 1)] == [[i] for i, _ in rows]
+
+
+def test_run_batch_renders_each_pair_of_a_batch_as_run_pair_does(
+    tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    (tmp_path / "m.csv").write_text(
+        "id,content,style,style_weight\na,content.png,style.png,1\nb,content.png,style.png,9\n"
+    )
+    pairs = read_manifest(str(tmp_path / "m.csv"), FAST).pairs
+    out = tmp_path / "out"
+    steps: list[tuple[int, int]] = []
+    outcomes = run_batch(pairs, RunOptions(str(out)), "cpu", lambda index, step: steps.append((index, step.iteration)))
+    assert [(o["pair_id"], o["status"]) for o in outcomes] == [("a", "rendered"), ("b", "rendered")]
+    assert sorted(steps) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    for outcome in outcomes:
+        assert sorted(p.name for p in (out / outcome["pair_id"]).iterdir()) == PAIR_FILES
+    records = [read_record((out / i / RECORD).read_bytes(), (out / i / DONE).read_bytes()) for i in "ab"]
+    assert records[0].final.total != records[1].final.total  # each with its own weights
+    assert records[0].timings.optimise_s == records[1].timings.optimise_s  # one batch
+    again = run_batch(pairs, RunOptions(str(out)), "cpu")
+    assert [o["status"] for o in again] == ["skipped", "skipped"]
