@@ -1,4 +1,10 @@
-"""The comparison gallery of an output root: ``<out>/gallery/index.html`` and ``contact_sheet.png``.
+"""The comparison gallery of an output root, written to ``<out>/gallery/``.
+
+- ``index.html``: the batch grid or the settings sweep (``tasks.gallery_layout``), with a header
+  naming the manifest, the shared settings and the counts;
+- ``contents/*.html`` and ``styles/*.html``: one content (or style) across everything it met;
+- ``pairs/<id>.html``: a pair at its real resolution, its inputs, losses, settings and neighbours;
+- ``contact_sheet*.png``: labelled sheets of the grid (``tasks.gallery_images``).
 
 It reads the pair folders' records (``tasks.gallery_entries``), so it also covers the outputs of
 several runs. Pages use relative links only (they work from disk, any static server, or a synced
@@ -8,95 +14,96 @@ bucket) and no script at all.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
+import shlex
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import fsspec
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from nst_core import Settings
 from tasks.gallery_entries import Entry, read_entries, settings_text
-from tasks.gallery_images import Store, contact_sheet, input_images, result_thumbnails
+from tasks.gallery_images import Store, contact_sheets, input_images, result_thumbnails
+from tasks.gallery_layout import arrange, input_name, neighbours, page_of
 from tasks.loss_chart import loss_chart
-from tasks.manifest import GALLERY, Pair
+from tasks.manifest import GALLERY, Pair, manifest_name
 from tasks.records import RESULT
 
 __all__ = ["GALLERY", "build_gallery"]
 
 _ENV = Environment(loader=PackageLoader("tasks", "templates"), autoescape=select_autoescape(default=True))
+STATUSES = ("rendered", "failed", "pending")
 
 
-def build_gallery(out: str, pairs: list[Pair] | None = None) -> dict[str, Any]:
-    """Write ``<out>/gallery/`` of every pair under ``out``, or of ``pairs`` (a manifest's) in order;
-    return where the page and the contact sheet are, what they show, and notes for the user."""
+def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | None = None) -> dict[str, Any]:
+    """Write ``<out>/gallery/`` of every pair under ``out``, or of ``pairs`` (``manifest``'s) in order;
+    return where the index and the contact sheets are, what they show, and notes for the user."""
     fs, root = fsspec.url_to_fs(out)
-    gallery = f"{root.rstrip('/')}/{GALLERY}"
+    root = root.rstrip("/")
+    gallery = f"{root}/{GALLERY}"
     entries = read_entries(out, pairs)
-    contents, columns = _unique(e.content for e in entries), _unique(e.column for e in entries)
-    _label_variants(entries)
+    layout = arrange(entries)
     store = Store(fs)
-    thumbs = result_thumbnails(store, root.rstrip("/"), gallery, entries)
+    thumbs = result_thumbnails(store, root, gallery, entries)
     inputs = input_images(store, gallery, entries)
-    grid = {(c, s): [e for e in entries if (e.content, e.column) == (c, s)] for c in contents for s in columns}
+    counts = {s: sum(e.status == s for e in entries) for s in STATUSES}
+    title = manifest_name(manifest) if manifest else posixpath.basename(root) or root
+    heading = f"{title} · {datetime.now(UTC):%Y-%m-%d} · " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    sheets = contact_sheets(store, gallery, layout, heading, thumbs, inputs)
+    page = {"title": title, "layout": layout, "thumbs": thumbs, "inputs": inputs, "name": input_name}
+    contents = {e.content: page_of("contents", e.content) for e in entries}
+    styles = {e.column: page_of("styles", e.column) for e in entries}
     files = {
-        f"{gallery}/index.html": _ENV.get_template("index.html.j2").render(
-            contents=contents,
-            columns=columns,
-            grid=grid,
-            thumbs=thumbs,
-            inputs=inputs,
-            name=_name,
-            counts={s: sum(e.status == s for e in entries) for s in ("rendered", "failed", "pending")},
+        f"{gallery}/index.html": _render(
+            "index.html.j2", **page, manifest=manifest, counts=counts, contents=contents, styles=styles, sheets=sheets
         )
     }
+    for kind, pages in (("content", contents), ("style", styles)):
+        for key, path in pages.items():
+            chosen = [e for e in entries if (e.content if kind == "content" else e.column) == key]
+            files[f"{gallery}/{path}"] = _render("subset.html.j2", **page, kind=kind, key=key, entries=chosen)
     for entry in entries:
-        files[f"{gallery}/{entry.href}"] = _detail_page(entry, thumbs, inputs)
+        files[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, page, contents, styles)
     store.put({path: text.encode() for path, text in files.items()})
-    sheet = contact_sheet(store, gallery, contents, columns, grid, thumbs, inputs)
     prefix = out.rstrip("/") + f"/{GALLERY}"
     return {
         "index": f"{prefix}/index.html",
-        "contact_sheet": f"{prefix}/{sheet}" if sheet else None,
+        "contact_sheets": [f"{prefix}/{sheet}" for sheet in sheets],
         "pairs": len(entries),
         "contents": len(contents),
-        "styles": len(columns),
+        "styles": len(styles),
         "notes": [f"{e.pair_id} (pending): {e.note}" for e in entries if e.note],
     }
 
 
-def _detail_page(entry: Entry, thumbs: dict[str, str], inputs: dict[str, dict[str, str]]) -> str:
+def _detail_page(
+    entry: Entry, entries: list[Entry], page: dict[str, Any], contents: dict[str, str], styles: dict[str, str]
+) -> str:
     record = entry.rendered
-    chart = loss_chart(entry.losses, entry.settings) if entry.losses and entry.settings else None
-    final = record.final.weighted(entry.settings) if record and entry.settings else None
-    return _ENV.get_template("pair.html.j2").render(
+    settings = entry.settings
+    return _render(
+        "pair.html.j2",
+        **page,
         e=entry,
         record=entry.record,
-        final=final,
-        settings=settings_text(entry.settings) if entry.settings else {},
-        chart=chart,
+        final=record.final.weighted(settings) if record and settings else None,
+        settings=settings_text(settings) if settings else {},
+        flags=_flags(settings) if settings else "",
+        chart=loss_chart(entry.losses, settings) if entry.losses and settings else None,
         result=f"../../{quote(entry.pair_id, safe='')}/{RESULT}" if record else None,
-        inputs=inputs,
-        name=_name,
-        thumb=thumbs.get(entry.pair_id),
+        neighbours=neighbours(entry, entries),
+        content_page=contents[entry.content],
+        style_page=styles[entry.column],
     )
 
 
-def _label_variants(entries: list[Entry]) -> None:
-    """Label pairs that share content and styles with the settings that differ between them."""
-    groups: dict[tuple[str, str], list[Entry]] = {}
-    for entry in entries:
-        groups.setdefault((entry.content, entry.column), []).append(entry)
-    for group in groups.values():
-        settings = [settings_text(e.settings) if e.settings else {} for e in group]
-        differing = sorted({k for s in settings for k in s if any(o.get(k) != s.get(k) for o in settings)})
-        for entry, s in zip(group, settings, strict=True):
-            entry.label = ", ".join(f"{k}={s.get(k, '')}" for k in differing if k != "device")
+def _flags(settings: Settings) -> str:
+    """The command-line flags that give these settings: every one off its default (device aside)."""
+    defaults = settings_text(Settings())
+    changed = {k: v for k, v in settings_text(settings).items() if defaults.get(k) != v and k != "device"}
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in changed.items())
 
 
-def _unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
-def _name(uri: str) -> str:
-    """A readable name for an input: its file name, or the names of a blend."""
-    return " + ".join(unquote(posixpath.basename(u.split("?")[0])) for u in uri.split("|"))
+def _render(template: str, **context: Any) -> str:
+    return _ENV.get_template(template).render(**context)

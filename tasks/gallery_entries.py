@@ -42,7 +42,6 @@ class Entry:
     settings: Settings | None = None  # None: a pending pair the gallery knows by id only
     record: RenderRecord | FailureRecord | None = None
     losses: list[LossRow] = field(default_factory=list)
-    label: str = ""  # the settings that tell it from the other pairs of its cell
     note: str = ""  # for a pending pair: the settings that would show its row's results
 
     @property
@@ -134,8 +133,8 @@ def _other_settings(pair: Pair, others: list[Entry]) -> str:
 
 
 def settings_text(settings: Settings) -> dict[str, str]:
-    """Each setting as written in a manifest cell: lists as a|b, schedules as 180:0.1|400:0.01."""
-    return {key: _cell(value) for key, value in settings.model_dump(mode="json").items()}
+    """Each setting that has a value, as written in a manifest cell: lists as a|b, schedules as 180:0.1|400:0.01."""
+    return {key: _cell(value) for key, value in settings.model_dump(mode="json").items() if value not in (None, {})}
 
 
 def _cell(value: Any) -> str:

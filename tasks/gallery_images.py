@@ -12,14 +12,22 @@ from PIL import Image, ImageDraw, ImageFont
 
 from nst_core.images import decode_image, read_bytes
 from tasks.gallery_entries import Entry
+from tasks.gallery_layout import Axis, Layout
 from tasks.records import RESULT, InputFile
 from tasks.storage import pipe_files
 
-__all__ = ["Store", "contact_sheet", "input_images", "result_thumbnails"]
+__all__ = ["CONTACT_SHEET", "Store", "contact_sheets", "input_images", "result_thumbnails"]
 
-THUMB, PREVIEW, CELL = 240, 768, 160
+THUMB, PREVIEW = 480, 768  # result thumbnails fill a 3-column grid on a wide screen; input previews
 log = logging.getLogger(__name__)
+
+# Contact sheets: cells of CELL px, at most SHEET_ROWS x SHEET_COLUMNS per sheet, readable as written.
 CONTACT_SHEET = "contact_sheet.png"
+CELL, SHEET_ROWS, SHEET_COLUMNS = 256, 6, 6
+CELL_VARIANTS = 4  # renders drawn side by side in one cell at most (the pages show them all)
+TITLE, LABEL, MARGIN = 48, 28, 12  # title band, label line and title margin heights, px
+TITLE_FONT, LABEL_FONT = ImageFont.load_default(size=22), ImageFont.load_default(size=15)
+BACKGROUND, TEXT, BAD = (24, 24, 24), (232, 232, 232), (230, 120, 100)
 
 
 def result_thumbnails(store: Store, root: str, gallery: str, entries: list[Entry]) -> dict[str, str]:
@@ -61,38 +69,103 @@ def input_images(store: Store, gallery: str, entries: list[Entry]) -> dict[str, 
     }
 
 
-def contact_sheet(
+def contact_sheets(
     store: Store,
     gallery: str,
-    contents: list[str],
-    columns: list[str],
-    grid: dict[tuple[str, str], list[Entry]],
+    layout: Layout,
+    heading: str,
     thumbs: dict[str, str],
     inputs: dict[str, dict[str, str]],
-) -> str | None:
-    """The grid as one PNG: style thumbnails across the top, content down the side, one result per cell."""
-    if not contents:
-        return None
-    wanted = {f"{gallery}/{inputs[u]['thumb']}" for u in [*contents, *columns] if u in inputs}
+) -> list[str]:
+    """The layout as labelled PNG sheets of at most ``SHEET_ROWS`` x ``SHEET_COLUMNS`` cells each: a
+    title band (``heading``, and which part of the grid a sheet holds), column and row headers with
+    their inputs and labels, one result per cell (several renders share it). Returns their names."""
+    if not layout.rows:
+        return []
+    wanted = {f"{gallery}/{inputs[u]['thumb']}" for a in layout.rows + layout.columns for u in a.images if u in inputs}
     wanted |= {f"{gallery}/{t}" for t in thumbs.values()}
     blobs = store.cat(sorted(wanted))
-    sheet = Image.new("RGB", ((len(columns) + 1) * CELL, (len(contents) + 1) * CELL), (24, 24, 24))
-    draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
-    for i, style in enumerate(columns, start=1):
-        _paste(sheet, blobs.get(f"{gallery}/{inputs.get(style, {}).get('thumb')}"), i, 0)
-    for j, content in enumerate(contents, start=1):
-        _paste(sheet, blobs.get(f"{gallery}/{inputs.get(content, {}).get('thumb')}"), 0, j)
-        for i, style in enumerate(columns, start=1):
-            cell = grid[(content, style)]
-            rendered = [e for e in cell if e.pair_id in thumbs]
-            if rendered:
-                _paste(sheet, blobs.get(f"{gallery}/{thumbs[rendered[0].pair_id]}"), i, j)
-            elif cell:
-                draw.text((i * CELL + 8, j * CELL + CELL // 2), cell[0].status, fill=(230, 120, 100), font=font)
-    buffer = io.BytesIO()
-    sheet.save(buffer, "PNG")
-    store.put({f"{gallery}/{CONTACT_SHEET}": buffer.getvalue()})
-    return CONTACT_SHEET
+
+    def picture(uri: str) -> bytes | None:
+        return blobs.get(f"{gallery}/{inputs[uri]['thumb']}") if uri in inputs else None
+
+    parts = [
+        (rows, columns)
+        for rows in _chunks(layout.rows, SHEET_ROWS)
+        for columns in _chunks(layout.columns, SHEET_COLUMNS)
+    ]
+    names = []
+    for number, (rows, columns) in enumerate(parts, start=1):
+        title = heading
+        if len(parts) > 1:
+            title += f" · sheet {number} of {len(parts)}: rows {rows[0][0]}-{rows[-1][0]}"
+            title += f", columns {columns[0][0]}-{columns[-1][0]}"
+        header = CELL if any(a.images for _, a in columns) else 2 * LABEL
+        sheet = Image.new("RGB", ((len(columns) + 1) * CELL, TITLE + header + len(rows) * CELL), BACKGROUND)
+        draw = ImageDraw.Draw(sheet)
+        draw.text((MARGIN, MARGIN), _fit(title, sheet.width - 2 * MARGIN, TITLE_FONT), fill=TEXT, font=TITLE_FONT)
+        for i, (_, column) in enumerate(columns, start=1):
+            _header(sheet, draw, [picture(u) for u in column.images], column.label, (i * CELL, TITLE), header)
+        for j, (_, row) in enumerate(rows):
+            top = TITLE + header + j * CELL
+            _header(sheet, draw, [picture(u) for u in row.images], row.label, (0, top), CELL)
+            for i, (_, column) in enumerate(columns, start=1):
+                cell = layout.cells[(row.key, column.key)]
+                _cell(sheet, draw, [blobs.get(f"{gallery}/{thumbs.get(e.pair_id)}") for e in cell], cell, i * CELL, top)
+        buffer = io.BytesIO()
+        sheet.save(buffer, "PNG")
+        names.append(CONTACT_SHEET if number == 1 else CONTACT_SHEET.replace(".png", f"-{number}.png"))
+        store.put({f"{gallery}/{names[-1]}": buffer.getvalue()})
+    return names
+
+
+def _chunks(items: list[Axis], size: int) -> list[list[tuple[int, Axis]]]:
+    """``items`` numbered from 1, in runs of at most ``size``."""
+    numbered = list(enumerate(items, start=1))
+    return [numbered[k : k + size] for k in range(0, len(numbered), size)]
+
+
+def _header(
+    sheet: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    pictures: list[bytes | None],
+    label: str,
+    at: tuple[int, int],
+    height: int,
+) -> None:
+    """Input thumbnails side by side over a label, in a ``CELL`` x ``height`` box at ``at``."""
+    x, y = at
+    area = height - LABEL
+    if area > 0 and pictures:
+        width = CELL // len(pictures)
+        for k, data in enumerate(pictures):
+            _paste(sheet, data, (x + k * width, y, x + (k + 1) * width, y + area))
+    text = _fit(label, CELL - 8, LABEL_FONT)
+    draw.text((x + CELL // 2, y + height - LABEL // 2), text, fill=TEXT, font=LABEL_FONT, anchor="mm")
+
+
+def _cell(
+    sheet: Image.Image, draw: ImageDraw.ImageDraw, pictures: list[bytes | None], cell: list[Entry], x: int, y: int
+) -> None:
+    """A cell's first ``CELL_VARIANTS`` renders side by side; a pair with no picture shows its status."""
+    if not cell:
+        return
+    shown = cell[:CELL_VARIANTS]
+    width = CELL // len(shown)
+    for k, (entry, data) in enumerate(zip(shown, pictures, strict=False)):
+        box = (x + k * width, y, x + (k + 1) * width, y + CELL)
+        if not _paste(sheet, data, box):
+            centre = ((box[0] + box[2]) // 2, y + CELL // 2)
+            draw.text(centre, entry.status, fill=BAD, font=LABEL_FONT, anchor="mm")
+
+
+def _fit(text: str, width: float, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
+    """``text``, cut with an ellipsis to fit ``width`` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
 
 
 # Any file may be damaged, huge or missing: the gallery leaves its picture out and never fails for it.
@@ -123,15 +196,18 @@ def _encode(image: Image.Image, size: int) -> bytes:
     return buffer.getvalue()
 
 
-def _paste(sheet: Image.Image, data: bytes | None, i: int, j: int) -> None:
+def _paste(sheet: Image.Image, data: bytes | None, box: tuple[int, int, int, int]) -> bool:
+    """Paste a picture centred in ``box`` (4 px in from its edges); False if there is none to paste."""
     try:
         image = decode_image(data, "thumbnail") if data is not None else None
     except Exception:  # a thumbnail cut short by a killed build: its cell stays empty
-        return
+        return False
     if image is None:
-        return
-    image.thumbnail((CELL - 8, CELL - 8))
-    sheet.paste(image, (i * CELL + (CELL - image.width) // 2, j * CELL + (CELL - image.height) // 2))
+        return False
+    left, top, right, bottom = box
+    image.thumbnail((right - left - 8, bottom - top - 8), Image.Resampling.LANCZOS)
+    sheet.paste(image, (left + (right - left - image.width) // 2, top + (bottom - top - image.height) // 2))
+    return True
 
 
 class Store:

@@ -95,8 +95,7 @@ def table_description(summary: dict[str, Any]) -> str:
 
 def sheet_urls(gallery: dict[str, Any], links: Links) -> list[str]:
     """URLs of the contact sheets that a browser opens (none for local files without a public URL)."""
-    sheets = gallery.get("contact_sheets") or ([gallery["contact_sheet"]] if gallery.get("contact_sheet") else [])
-    return [url for url in map(links.url, sheets) if url]
+    return [url for url in map(links.url, gallery.get("contact_sheets", [])) if url]
 
 
 def markdown_report(summary: dict[str, Any], links: Links) -> str:

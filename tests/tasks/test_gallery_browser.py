@@ -38,7 +38,7 @@ def test_index_loads_every_image_without_errors(built: SmallRoot, new_page: NewP
     assert [i["src"] for i in images if i["width"] == 0] == []
     assert page.locator("td.cell").count() == len(built.contents) * len(built.styles)
     assert page.locator("table.grid tbody tr").count() == len(built.contents)
-    assert page.locator("table.grid thead th.style").count() == len(built.styles)
+    assert page.locator("table.grid thead th.column").count() == len(built.styles)
     assert page.evaluate("document.scripts.length") == 0
     page.screenshot(path=str(artifacts / "gallery-index.png"), full_page=True)
     assert log.errors == []
@@ -101,7 +101,7 @@ def test_the_failed_pair_shows_its_error(built: SmallRoot, new_page: NewPage, ar
     log = watch(page)
     page.goto((built.gallery / "index.html").as_uri())
     failed = page.locator(f'a[href="pairs/{built.failed.pair_id}.html"]')
-    assert failed.inner_text().strip() == "failed"
+    assert failed.locator(".status").inner_text().strip() == "failed"
 
     failed.click()
     page.wait_for_load_state("load")

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image
+from PIL import Image, ImageChops, ImageDraw
 
 from nst_core import Settings
 from tasks.gallery import build_gallery
 from tasks.gallery_entries import read_entries
-from tasks.gallery_images import CELL, THUMB
+from tasks.gallery_images import (
+    BACKGROUND,
+    CELL,
+    LABEL,
+    MARGIN,
+    SHEET_ROWS,
+    TEXT,
+    THUMB,
+    TITLE,
+    TITLE_FONT,
+)
 from tasks.manifest import read_manifest
 from tasks.options import RunOptions
 from tasks.records import DONE, RECORD, read_record
@@ -32,7 +43,6 @@ from tests.tasks.gallery_helpers import (
 if TYPE_CHECKING:
     from tests.tasks.conftest import SmallRoot
 
-BACKGROUND = (24, 24, 24)  # the contact sheet's empty colour
 OLD = 1_000_000_000  # an mtime (2001) no build of today can leave behind
 
 
@@ -45,7 +55,7 @@ def test_build_returns_where_the_pages_are_and_what_they_show(small_root: SmallR
 
     assert built == {
         "index": str(small_root.gallery / "index.html"),
-        "contact_sheet": str(small_root.gallery / "contact_sheet.png"),
+        "contact_sheets": [str(small_root.gallery / "contact_sheet.png")],
         "pairs": 6,
         "contents": 3,  # content1, content2 and the failed pair's missing.png
         "styles": 2,
@@ -71,7 +81,7 @@ def test_thumbnails_are_small_jpegs_of_the_rendered_pairs(small_root: SmallRoot)
     assert "result.png" not in index  # the grid shows thumbnails, never the full images
 
 
-def test_a_large_result_gets_a_thumbnail_of_240_px(tmp_path: Path) -> None:
+def test_a_large_result_gets_a_thumbnail_of_480_px(tmp_path: Path) -> None:
     out = tmp_path / "renders"
     content, style = tmp_path / "content.png", tmp_path / "style.png"
     make_image(1, (90, 60)).save(content)
@@ -83,31 +93,71 @@ def test_a_large_result_gets_a_thumbnail_of_240_px(tmp_path: Path) -> None:
 
     (thumb,) = (out / "gallery" / "thumbs").iterdir()
     with Image.open(thumb) as image:
-        assert (image.format, image.size) == ("JPEG", (240, 160))
+        assert (image.format, image.size) == ("JPEG", (THUMB, THUMB * 2 // 3))
     assert thumb.stat().st_size < len(result)
 
 
-def test_contact_sheet_is_a_grid_of_160_px_cells(small_root: SmallRoot) -> None:
+def test_contact_sheet_is_a_labelled_grid_of_cells(small_root: SmallRoot) -> None:
     built = build_gallery(str(small_root.out))
 
-    with Image.open(built["contact_sheet"]) as sheet:
+    (path,) = built["contact_sheets"]
+    with Image.open(path) as sheet:
         sheet.load()
     styles, contents = len(small_root.styles), len(small_root.contents)
-    assert sheet.size == ((styles + 1) * CELL, (contents + 1) * CELL)
+    assert sheet.size == ((styles + 1) * CELL, TITLE + (contents + 1) * CELL)  # the title band above the cells
 
-    def centre(i: int, j: int) -> tuple[int, int, int]:
-        return sheet.getpixel((i * CELL + CELL // 2, j * CELL + CELL // 2))
+    def drawn(i: int, j: int) -> bool:
+        """Anything but the background in cell (i, j)'s picture area (above a header's label)?"""
+        cell = sheet.crop((i * CELL, TITLE + j * CELL, (i + 1) * CELL, TITLE + (j + 1) * CELL - LABEL))
+        return ImageChops.difference(cell, Image.new("RGB", cell.size, BACKGROUND)).getbbox() is not None
 
-    assert centre(0, 0) == BACKGROUND  # the corner
+    assert not drawn(0, 0)  # the corner
     for i in (1, 2):
-        assert centre(i, 0) != BACKGROUND  # style thumbnails across the top
+        assert drawn(i, 0)  # style thumbnails across the top
         for j in (1, 2):
-            assert centre(0, j) != BACKGROUND  # content thumbnails down the side
-            assert centre(i, j) != BACKGROUND  # a result in every rendered cell
-    missing_row = sheet.crop((0, 3 * CELL, sheet.width, 4 * CELL))
-    assert missing_row.crop((0, 0, CELL, CELL)).getcolors() == [(CELL * CELL, BACKGROUND)]  # unreadable input
+            assert drawn(0, j)  # content thumbnails down the side
+            assert drawn(i, j)  # a result in every rendered cell (content1 x style1 has two, side by side)
+    missing_row = sheet.crop((0, TITLE + 3 * CELL, sheet.width, TITLE + 4 * CELL))
+    thumbnail_area = (0, 0, CELL, CELL - LABEL)
+    assert missing_row.crop(thumbnail_area).getcolors() == [(CELL * (CELL - LABEL), BACKGROUND)]  # unreadable input
+    assert len(missing_row.crop((0, CELL - LABEL, CELL, CELL)).getcolors()) > 1  # but its name is written
     assert len(missing_row.crop((CELL, 0, 2 * CELL, CELL)).getcolors()) > 1  # "failed" written in the cell
     assert missing_row.crop((2 * CELL, 0, 3 * CELL, CELL)).getcolors() == [(CELL * CELL, BACKGROUND)]  # no pair
+
+
+def test_contact_sheet_title_names_the_output_the_date_and_the_counts(small_root: SmallRoot) -> None:
+    built = build_gallery(str(small_root.out))
+
+    with Image.open(built["contact_sheets"][0]) as sheet:
+        band = sheet.convert("RGB").crop((0, 0, sheet.width, TITLE))
+    title = f"renders · {datetime.now(UTC):%Y-%m-%d} · 5 rendered, 1 failed"
+    expected = Image.new("RGB", band.size, BACKGROUND)
+    ImageDraw.Draw(expected).text((MARGIN, MARGIN), title, fill=TEXT, font=TITLE_FONT)
+    assert ImageChops.difference(band, expected).getbbox() is None
+    other = Image.new("RGB", band.size, BACKGROUND)
+    ImageDraw.Draw(other).text((MARGIN, MARGIN), title.replace("5 rendered", "6 rendered"), fill=TEXT, font=TITLE_FONT)
+    assert ImageChops.difference(band, other).getbbox() is not None  # the comparison can tell texts apart
+
+
+def test_a_large_batch_is_split_over_several_sheets_of_full_size_cells(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    contents = [tmp_path / f"content{k}.png" for k in range(SHEET_ROWS + 1)]
+    for seed, path in enumerate([*contents, tmp_path / "style.png"], start=1):
+        make_image(seed).save(path)
+    for k, content in enumerate(contents):
+        FakePair(f"pair{k}", str(content), (str(tmp_path / "style.png"),)).write(str(out), png_bytes(make_image(k)))
+
+    built = build_gallery(str(out))
+
+    assert [Path(p).name for p in built["contact_sheets"]] == ["contact_sheet.png", "contact_sheet-2.png"]
+    heights = []
+    for path in built["contact_sheets"]:
+        with Image.open(path) as sheet:
+            assert sheet.width == 2 * CELL
+            heights.append(sheet.height)
+    assert heights == [TITLE + (SHEET_ROWS + 1) * CELL, TITLE + 2 * CELL]
+    index = (out / "gallery" / "index.html").read_text(encoding="utf-8")
+    assert 'href="contact_sheet-2.png"' in index
 
 
 def test_every_pair_has_a_detail_page(small_root: SmallRoot) -> None:
@@ -215,8 +265,8 @@ def test_manifest_shows_its_pairs_in_its_order_and_pending_ones(small_root: Smal
     index = small_root.gallery / "index.html"
     html = index.read_text(encoding="utf-8")
     assert "2 rendered &middot; 0 failed &middot; 1 pending" in html
-    captions = [html.index(f"<figcaption>{name}</figcaption>") for name in ("style2.png", "style1.png")]
-    captions += [html.index(f"<figcaption>{name}</figcaption>") for name in ("content2.png", "content1.png")]
+    captions = [html.index(f">{name}</a></figcaption>") for name in ("style2.png", "style1.png")]
+    captions += [html.index(f">{name}</a></figcaption>") for name in ("content2.png", "content1.png")]
     assert captions == sorted(captions)
     hrefs = [value for tag, attr, value in parse_page(index).links if tag == "a" and value.startswith("pairs/")]
     assert hrefs == [f"pairs/{pairs[i].pair_id}.html" for i in (0, 2, 1)]  # row content2, then row content1
@@ -282,7 +332,7 @@ def test_unfinished_hidden_and_foreign_folders_are_left_out(small_root: SmallRoo
 def test_an_empty_root_gives_an_empty_page_and_no_contact_sheet(tmp_path: Path) -> None:
     built = build_gallery(str(tmp_path / "renders"))
 
-    assert built["contact_sheet"] is None
+    assert built["contact_sheets"] == []
     assert (built["pairs"], built["contents"], built["styles"]) == (0, 0, 0)
     assert "0 rendered &middot; 0 failed &middot; 0 pending" in Path(built["index"]).read_text(encoding="utf-8")
 

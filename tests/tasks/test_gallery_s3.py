@@ -12,6 +12,7 @@ import s3fs
 from PIL import Image
 
 from tasks.gallery import build_gallery
+from tasks.gallery_images import CELL, TITLE
 from tests.conftest import make_image
 from tests.tasks.gallery_helpers import (
     FakePair,
@@ -54,7 +55,7 @@ def test_the_gallery_is_written_into_the_bucket(s3: Bucket, s3_root: tuple[str, 
 
     assert built == {
         "index": f"{out}/gallery/index.html",
-        "contact_sheet": f"{out}/gallery/contact_sheet.png",
+        "contact_sheets": [f"{out}/gallery/contact_sheet.png"],
         "pairs": 4,
         "contents": 3,
         "styles": 1,
@@ -88,7 +89,7 @@ def test_a_synced_copy_of_the_bucket_has_working_links(
         if pair_id != pair_ids[2]:  # the failed one has no result
             assert local / pair_id / "result.png" in links.values()
     with Image.open(gallery / "contact_sheet.png") as sheet:
-        assert sheet.size == (2 * 160, 4 * 160)
+        assert sheet.size == (2 * CELL, TITLE + 4 * CELL)
 
 
 def test_the_synced_gallery_opens_in_the_browser(
