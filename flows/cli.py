@@ -389,7 +389,7 @@ def serve(
 @endpoint_option
 @setting_options
 def gallery(out: str, manifest: str | None, serve: bool, port: int, **values: Any) -> None:
-    """Build OUT/gallery/ (index.html and contact_sheet.png) from the results under OUT.
+    """Build OUT/gallery/ (index.html, pages per pair, content and style, contact sheets) from the results under OUT.
 
     With --manifest, give the setting flags the run was given: pair ids depend on them (a pair
     rendered with other settings is still shown, with the flags that would match it).
@@ -402,7 +402,7 @@ def gallery(out: str, manifest: str | None, serve: bool, port: int, **values: An
 
     try:
         pairs = read_manifest(manifest, defaults_from(values)).pairs if manifest else None
-        built = build_gallery(out, pairs)
+        built = build_gallery(out, pairs, manifest)
     except NstError as exc:
         _fail(exc)
     console.print(f"{built['pairs']} pairs: {built['contents']} contents x {built['styles']} styles", highlight=False)

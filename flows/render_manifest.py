@@ -102,7 +102,7 @@ def render_manifest(
     if stopping.stop_requested():
         gallery = {"error": "not rebuilt: the run was stopped"}
     else:
-        gallery = build_gallery_task(out, parsed.pairs)
+        gallery = build_gallery_task(out, parsed.pairs, parsed.uri)
     summary = {**summarise(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
     _publish(summary, key, links)
     logger.info(

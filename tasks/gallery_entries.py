@@ -129,6 +129,8 @@ def _other_settings(pair: Pair, others: list[Entry]) -> str:
         return ""
     theirs, ours = settings_text(same[0].settings), settings_text(pair.settings)
     flags = [f"--{k.replace('_', '-')} {v}" for k, v in theirs.items() if ours.get(k) != v and k != "device"]
+    if not flags:  # made by another version whose ids hashed other settings: no flag would match
+        return ""
     return f"{same[0].pair_id} rendered this row with other settings: pass {' '.join(flags)} to show it"
 
 

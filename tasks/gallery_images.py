@@ -140,7 +140,7 @@ def _header(
         width = CELL // len(pictures)
         for k, data in enumerate(pictures):
             _paste(sheet, data, (x + k * width, y, x + (k + 1) * width, y + area))
-    text = _fit(label, CELL - 8, LABEL_FONT)
+    text = _fit(label.replace("\N{MULTIPLICATION SIGN}", "x"), CELL - 8, LABEL_FONT)  # no such glyph in Pillow's font
     draw.text((x + CELL // 2, y + height - LABEL // 2), text, fill=TEXT, font=LABEL_FONT, anchor="mm")
 
 

@@ -197,9 +197,13 @@ def _auto_id(pair: Pair) -> str:
     return f"{slug[:80]}-{pair.fingerprint[:8]}"
 
 
+# Where and how fast it runs, and the input size limit, do not change the result: a new speed switch must go
+# here, or every finished pair would get a new id (channels_last predates this rule and stays in, for that reason).
+NOT_PIXELS = frozenset({"device", "max_pixels", "cudnn_benchmark", "compile", "tile_size"})
+
+
 def _pixel_settings(settings: Settings) -> dict[str, Any]:
-    # Where it runs and the input size limit do not change the result.
-    return settings.model_dump(mode="json", exclude={"device", "max_pixels"})
+    return settings.model_dump(mode="json", exclude=set(NOT_PIXELS))
 
 
 def _slug(text: str) -> str:

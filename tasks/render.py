@@ -121,10 +121,10 @@ def _without_traceback(outcome: dict[str, Any]) -> dict[str, Any]:
 
 
 @task(name="build-gallery", cache_policy=NO_CACHE)
-def build_gallery_task(out: str, pairs: list[Pair]) -> dict[str, Any]:
-    """Write ``<out>/gallery/`` of the run's pairs; say why not instead of failing the run."""
+def build_gallery_task(out: str, pairs: list[Pair], manifest: str) -> dict[str, Any]:
+    """Write ``<out>/gallery/`` of the run's pairs (``manifest``'s); say why not instead of failing the run."""
     try:
-        return build_gallery(out, pairs)
+        return build_gallery(out, pairs, manifest)
     except Exception as exc:  # the store went away, a bug: the summary and artifacts still matter more
         get_run_logger().warning("the gallery could not be built: %s", failure_of(exc).reason)
         return {"error": failure_of(exc).reason}

@@ -371,7 +371,8 @@ def test_inputs_change_the_fingerprint(tmp_path: Path) -> None:
 
 # --- the fingerprint: every setting that changes the pixels --------------------------------------------------------
 
-NOT_IN_FINGERPRINT = {"device", "max_pixels"}  # where it runs, and a limit on inputs: the pixels are the same
+# where and how fast it runs, and a limit on inputs: the pixels are the same
+NOT_IN_FINGERPRINT = {"device", "max_pixels", "cudnn_benchmark", "compile", "tile_size"}
 OTHER_VALUES: dict[str, Any] = {  # a valid value other than the default, for fields whose type says too little
     "weights": "random:1",
     "init": "noise",
