@@ -21,11 +21,12 @@ from urllib.parse import quote
 
 import fsspec
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from nst_core import Settings
 from tasks.gallery_entries import Entry, read_entries, settings_text
 from tasks.gallery_images import Store, contact_sheets, input_images, result_thumbnails
-from tasks.gallery_layout import arrange, input_name, neighbours, page_of
+from tasks.gallery_layout import NEIGHBOURS, Layout, arrange, input_name, neighbours, page_of
 from tasks.loss_chart import loss_chart
 from tasks.manifest import GALLERY, Pair, manifest_name
 from tasks.records import RESULT
@@ -59,12 +60,14 @@ def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | Non
             "index.html.j2", **page, manifest=manifest, counts=counts, contents=contents, styles=styles, sheets=sheets
         )
     }
+    cards = _cards(entries, layout, thumbs)
     for kind, pages in (("content", contents), ("style", styles)):
         for key, path in pages.items():
-            chosen = [e for e in entries if (e.content if kind == "content" else e.column) == key]
-            files[f"{gallery}/{path}"] = _render("subset.html.j2", **page, kind=kind, key=key, entries=chosen)
+            other = "style" if kind == "content" else "content"  # a content's page names each card's style
+            chosen = [cards[e.pair_id][other] for e in entries if (e.content if kind == "content" else e.column) == key]
+            files[f"{gallery}/{path}"] = _render("subset.html.j2", **page, kind=kind, key=key, cards=chosen)
     for entry in entries:
-        files[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, page, contents, styles)
+        files[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, page, cards, contents, styles)
     store.put({path: text.encode() for path, text in files.items()})
     prefix = out.rstrip("/") + f"/{GALLERY}"
     return {
@@ -77,8 +80,28 @@ def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | Non
     }
 
 
+def _cards(entries: list[Entry], layout: Layout, thumbs: dict[str, str]) -> dict[str, dict[str, Markup]]:
+    """Each pair's link from a page one folder down, rendered once per caption: naming its style
+    (for pages of its content), its content (for pages of its style), or only what sets it apart
+    (beside its own variants)."""
+    link = _ENV.get_template("macros.html.j2").module.pair_link  # type: ignore[attr-defined]
+    cards = {}
+    for e in entries:
+        named = {"style": input_name(e.column), "content": input_name(e.content), "variant": ""}
+        cards[e.pair_id] = {
+            kind: link(e, thumbs, " · ".join(filter(None, [name, layout.describe(e)])), "../")
+            for kind, name in named.items()
+        }
+    return cards
+
+
 def _detail_page(
-    entry: Entry, entries: list[Entry], page: dict[str, Any], contents: dict[str, str], styles: dict[str, str]
+    entry: Entry,
+    entries: list[Entry],
+    page: dict[str, Any],
+    cards: dict[str, dict[str, Markup]],
+    contents: dict[str, str],
+    styles: dict[str, str],
 ) -> str:
     record = entry.rendered
     settings = entry.settings
@@ -92,7 +115,11 @@ def _detail_page(
         flags=_flags(settings) if settings else "",
         chart=loss_chart(entry.losses, settings) if entry.losses and settings else None,
         result=f"../../{quote(entry.pair_id, safe='')}/{RESULT}" if record else None,
-        neighbours=neighbours(entry, entries),
+        neighbours={
+            NEIGHBOURS[kind]: [cards[o.pair_id][kind] for o in others]
+            for kind, others in neighbours(entry, entries).items()
+            if others
+        },
         content_page=contents[entry.content],
         style_page=styles[entry.column],
     )

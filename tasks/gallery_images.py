@@ -113,7 +113,7 @@ def contact_sheets(
                 cell = layout.cells[(row.key, column.key)]
                 _cell(sheet, draw, [blobs.get(f"{gallery}/{thumbs.get(e.pair_id)}") for e in cell], cell, i * CELL, top)
         buffer = io.BytesIO()
-        sheet.save(buffer, "PNG")
+        sheet.save(buffer, "PNG", compress_level=1)  # 5x faster than the default level, ~1.3x larger
         names.append(CONTACT_SHEET if number == 1 else CONTACT_SHEET.replace(".png", f"-{number}.png"))
         store.put({f"{gallery}/{names[-1]}": buffer.getvalue()})
     return names

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from nst_core import Settings
 from tasks.gallery_entries import Entry, settings_text
 
-__all__ = ["Axis", "Layout", "arrange", "input_name", "neighbours", "page_of"]
+__all__ = ["NEIGHBOURS", "Axis", "Layout", "arrange", "input_name", "neighbours", "page_of"]
 
 HEADLINE = ("backbone", "image_size", "iterations", "optimizer")  # shared settings always named in the header
 _IGNORED = {"device"}  # where a pair ran says nothing about its picture
@@ -115,14 +115,23 @@ def _sweep_layout(
     return Layout(rows, [Axis(v, v) for v in columns], cells, shared, sweep, captions, variants)
 
 
+NEIGHBOURS = {  # what differs from the page's pair (what their captions name) -> the heading of those neighbours
+    "style": "same content, other styles",
+    "content": "same style, other contents",
+    "variant": "other renders of this pair",
+}
+
+
 def neighbours(entry: Entry, entries: list[Entry]) -> dict[str, list[Entry]]:
-    """What a detail page links to: the same content in other styles, the same style on other
-    contents, and other renders of the same content and style."""
+    """What a detail page links to, by what differs: the same content in other styles, the same style
+    on other contents, and other renders of the same content and style (``NEIGHBOURS``)."""
     others = [e for e in entries if e.pair_id != entry.pair_id]
+    same_content = [e.content == entry.content for e in others]
+    same_style = [e.column == entry.column for e in others]
     return {
-        "same content, other styles": [e for e in others if e.content == entry.content and e.column != entry.column],
-        "same style, other contents": [e for e in others if e.column == entry.column and e.content != entry.content],
-        "other renders of this pair": [e for e in others if (e.content, e.column) == (entry.content, entry.column)],
+        "style": [e for e, c, s in zip(others, same_content, same_style, strict=True) if c and not s],
+        "content": [e for e, c, s in zip(others, same_content, same_style, strict=True) if s and not c],
+        "variant": [e for e, c, s in zip(others, same_content, same_style, strict=True) if c and s],
     }
 
 
