@@ -129,7 +129,14 @@ def _flags(settings: Settings) -> str:
     """The command-line flags that give these settings: every one off its default (device aside)."""
     defaults = settings_text(Settings())
     changed = {k: v for k, v in settings_text(settings).items() if defaults.get(k) != v and k != "device"}
-    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in changed.items())
+    return " ".join(_flag(k, v) for k, v in changed.items())
+
+
+def _flag(name: str, value: str) -> str:
+    flag = name.replace("_", "-")
+    if value in ("true", "false"):  # on/off settings are --name and --no-name
+        return f"--{flag}" if value == "true" else f"--no-{flag}"
+    return f"--{flag} {shlex.quote(value)}"
 
 
 def _render(template: str, **context: Any) -> str:

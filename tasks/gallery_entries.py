@@ -144,6 +144,8 @@ def _cell(value: Any) -> str:
         return "|".join(f"{k}:{v}" for k, v in value.items())
     if isinstance(value, list):
         return "|".join(map(_cell, value))
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

@@ -171,6 +171,7 @@ def test_the_detail_page_writes_settings_as_a_user_would(sweep: Path, new_page: 
     terms = page.locator("dt").all_inner_texts()
     assert "style_weights" not in terms and "lr_schedule" not in terms  # unset settings are not listed as None
     assert "None" not in page.locator("aside").inner_text()
+    assert page.locator("dt:text-is('channels_last') + dd").inner_text() == "false"  # as a manifest cell takes it
     run = page.locator("dt:text-is('time') + dd").inner_text()
     assert run == "0.3 s (66 ms per iteration)"
     assert page.locator("dt:text-is('finished') + dd").inner_text().endswith(" UTC")
