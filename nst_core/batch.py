@@ -65,7 +65,7 @@ class Track:
         self.past_evaluations = self.evaluations
         self.level, self.image = level, image.detach().requires_grad_(True)
         self.optimizer = make_optimizer(self.s, self.image)
-        self.objective = Objective(self.image, lambda: request(self.key))
+        self.objective = Objective(self.image, lambda: request(self.key), memo=self.s.optimizer == "lbfgs")
 
     def start_step(self) -> float:
         """Count the iteration and set its learning rate; return it."""
@@ -168,13 +168,15 @@ class Batch:
         x = torch.cat([track.image for track in tracks])  # (B, 3, H, W); the gradient flows back to each image
         if self.tiler is not None and self.tiler.splits(x):
             content, style = self.tiler.losses(x, [track.level for track in tracks])
-            terms = [weighted(track.s, content[i], style[i], x[i : i + 1]) for i, track in enumerate(tracks)]
+            terms = [weighted(t.s, content[i], style[i], t.image) for i, t in enumerate(tracks)]
         else:
             with autocast(self.device, self.precision):
                 feats = self.net(x, self.layers)
+            # split, not f[i : i + 1]: a slice's backward fills a zero tensor of the whole batch's features
+            parts = {name: f.split(1) for name, f in feats.items()}
             terms = [
-                loss_terms(track.level, track.s, {name: f[i : i + 1] for name, f in feats.items()}, x[i : i + 1])
-                for i, track in enumerate(tracks)
+                loss_terms(t.level, t.s, {name: p[i] for name, p in parts.items()}, t.image)
+                for i, t in enumerate(tracks)
             ]
         errors = backward_together([track.objective for track in tracks], terms)
         return {tracks[position].key: exc for position, exc in errors.items()}

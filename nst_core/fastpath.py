@@ -69,7 +69,7 @@ def compiled(
     ``precision`` (torch compiles each on first use). Where that fails (no C++ compiler, no Triton,
     an unsupported GPU), it logs why once and returns ``net`` itself: the render runs eagerly, as
     without ``compile``. Otherwise the result is an ``OptimizedModule`` whose attributes are ``net``'s."""
-    fast = torch.compile(net, backend=backend)
+    fast = torch.compile(net, backend=backend, dynamic=True)  # one graph for every image size, batch and tile
     device = net.mean.device
     probe = torch.rand(1, 3, PROBE_SIZE, PROBE_SIZE, device=device).contiguous(memory_format=memory)
     probe.requires_grad_(True)

@@ -54,7 +54,14 @@ class _Gram(torch.autograd.Function):
 
 def gram_matrix(feats: Tensor) -> Tensor:
     """Normalised Gram matrix of (1, C, H, W) features: (C, C), divided by C*H*W, in float32."""
-    f = feats[0].flatten(1).float()  # (C, H*W)
+    n, c = feats.shape[:2]
+    if n != 1:
+        raise ValueError(f"gram_matrix takes the features of one image, (1, C, H, W), got {tuple(feats.shape)}")
+    if feats.is_contiguous() or not feats.is_contiguous(memory_format=torch.channels_last):
+        f = feats.reshape(c, -1)  # (C, H*W); reshape, not feats[0], whose backward fills a whole zero tensor
+    else:
+        f = feats.permute(0, 2, 3, 1).reshape(-1, c).T  # (C, H*W), a view of channels_last memory
+    f = f.float()
     with torch.autocast(f.device.type, enabled=False):  # bf16 sums over H*W lose too much
         return _Gram.apply(f) / f.numel()
 

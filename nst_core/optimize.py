@@ -56,12 +56,14 @@ class Objective:
 
     L-BFGS's line search evaluates trial points and then moves to one of them, so the next step()
     starts by asking for a point already evaluated: the memo of this step's evaluations answers it
-    without another forward and backward pass.
+    without another forward and backward pass. Adam asks for each point once: without ``memo``
+    nothing is copied or compared (on a GPU each comparison would wait for the device).
     """
 
-    def __init__(self, image: Tensor, evaluate: Callable[[], None]):
-        self.image, self.evaluate = image, evaluate
+    def __init__(self, image: Tensor, evaluate: Callable[[], None], memo: bool = True):
+        self.image, self.evaluate, self.memo = image, evaluate, memo
         self.evaluations = 0
+        self._latest: LossTerms | None = None  # the last point's terms
         self.scale: float | None = None  # 1 / the first total loss
         self.first_terms: LossTerms | None = None  # terms at the point the current step started from
         self._memo: list[tuple[Tensor, Tensor, LossTerms]] = []  # (pixels, gradient, terms)
@@ -70,10 +72,10 @@ class Objective:
         self.first_terms = None
 
     def __call__(self) -> Tensor:
-        terms = self._recall()
+        terms = self._recall() if self.memo else None
         if terms is None:
             self.evaluate()
-            terms = self._recall()
+            terms = self._recall() if self.memo else self._latest
         if self.first_terms is None:
             self.first_terms = terms
             self._memo = self._memo[-1:]  # a new step: earlier points will not be asked for again
@@ -88,7 +90,9 @@ class Objective:
     def remember(self, terms: LossTerms) -> None:
         """Keep the current point's terms and gradient (in ``image.grad``) for ``__call__``."""
         self.evaluations += 1
-        self._memo.append((self.image.detach().clone(), self.image.grad, LossTerms(*(t.detach() for t in terms))))
+        self._latest = LossTerms(*(t.detach() for t in terms))
+        if self.memo:
+            self._memo.append((self.image.detach().clone(), self.image.grad, self._latest))
 
     def _recall(self) -> LossTerms | None:
         for pixels, grad, terms in reversed(self._memo):

@@ -15,7 +15,6 @@ from nst_core import BatchJob, Settings, render, render_batch
 from nst_core.backbones import load_backbone
 from nst_core.fastpath import compiled, memory_format, prepare_network
 from tasks.failures import failure_of
-from tests.conftest import make_image
 
 CPU = torch.device("cpu")
 LAYERS = ("relu1_1", "relu2_1")
@@ -72,8 +71,14 @@ def cuda_settings(**values: Any) -> Settings:
     return Settings.from_values({"weights": "random:0", "device": "cuda", "iterations": 30, "image_size": 128} | values)
 
 
+def noise(seed: int, width: int, height: int) -> Image.Image:
+    """Without tests/conftest.py's helpers, so that bench/gpu_check.sh can run this file where the suite's
+    fixtures cannot import (no moto, s3fs or Prefect)."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
 def images() -> tuple[Image.Image, Image.Image]:
-    return make_image(1, (160, 128)), make_image(2, (128, 128))
+    return noise(1, 160, 128), noise(2, 128, 128)
 
 
 @pytest.mark.gpu
