@@ -57,6 +57,24 @@ def test_gram_matrix_gradient_equals_naive_gradient() -> None:
     assert a.grad.abs().sum() > 0
 
 
+def test_gram_matrix_of_channels_last_features() -> None:
+    """channels_last features (the CUDA fast path) give the same Gram matrix and gradient, from a view."""
+    feats = randn(1, 6, 5, 4, seed=3)
+    a = feats.clone().requires_grad_(True)
+    b = feats.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert not b.is_contiguous()
+    weights = randn(6, 6, seed=4)
+    (gram_matrix(a) * weights).sum().backward()
+    (gram_matrix(b) * weights).sum().backward()
+    torch.testing.assert_close(gram_matrix(b), gram_matrix(a))
+    torch.testing.assert_close(b.grad, a.grad)
+
+
+def test_gram_matrix_takes_one_image() -> None:
+    with pytest.raises(ValueError, match=r"one image, \(1, C, H, W\), got \(2, 6, 5, 4\)"):
+        gram_matrix(randn(2, 6, 5, 4))
+
+
 def test_content_loss() -> None:
     feats = {"a": randn(1, 4, 3, 3, seed=1), "b": randn(1, 2, 2, 2, seed=2)}
     targets = {"a": randn(1, 4, 3, 3, seed=3), "b": randn(1, 2, 2, 2, seed=4)}
