@@ -4,6 +4,7 @@ bf16 against fp32, compile, cuDNN autotuning, tiles' memory and a real out-of-me
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -153,3 +154,23 @@ def test_cuda_out_of_memory_fails_the_batch_not_the_process() -> None:
     reason = failure_of(results[0], large, "cuda:0", batch_size=2).reason
     assert reason.startswith("out of memory on cuda:0 at 2048 px in a batch of 2: use a smaller image_size")
     assert render(content, [style], cuda_settings(iterations=2)).image.size == (128, 102)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_adam_waits_for_the_device_once_per_ten_iterations() -> None:
+    """CUDA's sync debug mode flags every host sync: 20 more Adam iterations add only their 2 loss-chunk reads."""
+    content, style = images()
+
+    def syncs(iterations: int) -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                render(content, [style], cuda_settings(optimizer="adam", iterations=iterations))
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    render(content, [style], cuda_settings(optimizer="adam", iterations=2))  # warm-up
+    assert syncs(40) - syncs(20) <= 2
