@@ -85,7 +85,8 @@ def run_batch(
             pair = pairs[index]
             try:
                 if isinstance(result, Exception):
-                    raise result
+                    outcomes[index] = _ended(pair, options, result, device, batch_size=len(order))
+                    continue
                 stored = _store(pair, options, result, inputs[index].checksums, started_at, start)
                 outcomes[index] = {**_base(pair, options), "status": "rendered", **stored}
             except Exception as exc:
@@ -195,13 +196,13 @@ def _store(
     return record.model_dump(mode="json", include={"fingerprint", "final", "wall_s", "device", "worker"})
 
 
-def _ended(pair: Pair, options: RunOptions, exc: Exception, device: str | None) -> dict[str, Any]:
-    """The outcome of a pair that did not render: cancelled (its folder untouched), or failed and
-    recorded in its failure record where the store allows."""
+def _ended(pair: Pair, options: RunOptions, exc: Exception, device: str | None, batch_size: int = 1) -> dict[str, Any]:
+    """The outcome of a pair that did not render (in a batch of ``batch_size``): cancelled (its
+    folder untouched), or failed and recorded in its failure record where the store allows."""
     base = _base(pair, options)
     if isinstance(exc, stopping.Stopped):
         return {**base, "status": "cancelled", "reason": str(exc)}
-    failure = failure_of(exc, pair.settings, device)
+    failure = failure_of(exc, pair.settings, device, batch_size)
     try:
         record = failure_record(pair, failure.reason, failure.traceback)
         retry_transient(lambda: write_failure(options.out, pair.pair_id, record), min(options.retry_for_s, 30))

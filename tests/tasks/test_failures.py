@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
 from nst_core import OptimisationError, Settings, StorageError
 from tasks.failures import failure_of
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, make_image
 
 
 def raised(exc: BaseException) -> BaseException:
@@ -79,37 +80,42 @@ def test_out_of_memory_names_only_what_would_help(settings: Settings, batch_size
 
 OUT_OF_MEMORY = """
 import resource
-import numpy as np
-from PIL import Image
-from nst_core import Settings, render
-from tasks.failures import failure_of
+import sys
+from pathlib import Path
 
-image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8))
-small = Settings(image_size=32, iterations=1, weights="random:0", content_layers="relu2_1", style_layers="relu1_1")
-render(image, [image], small)  # torch and the network loaded before the limit
+from tasks.manifest import read_manifest
+from tasks.options import RunOptions
+from tasks.run_pair import run_batch
+
+folder = Path(sys.argv[1])
+small, *large = read_manifest(str(folder / "m.csv"), {"weights": "random:0", "iterations": "1"}).pairs
+options = RunOptions(str(folder / "out"))
+run_batch([small], options, "cpu")  # torch and the network loaded before the limit
 with open("/proc/self/statm") as f:
     data = int(f.read().split()[5]) * 4096
 resource.setrlimit(resource.RLIMIT_DATA, (data + 256 * 2**20, resource.RLIM_INFINITY))  # 256 MiB more
-large = small.model_copy(update={"image_size": 4096})
-try:
-    render(image, [image], large)
-except Exception as exc:
-    print(failure_of(exc, large, "cpu").reason)
-print("after:", render(image, [image], small).image.size)
+for outcome in run_batch(large, options, "cpu"):
+    print(outcome["pair_id"], outcome["status"], outcome["reason"])
+print(run_batch([small], RunOptions(options.out, force=True), "cpu")[0]["status"])
 """
 
 
-def test_a_real_out_of_memory_is_a_failure_the_process_survives() -> None:
-    """A render that needs more memory than the process may have fails with the advice; the next one works."""
+def test_a_real_out_of_memory_fails_the_batchs_pairs_and_the_process_goes_on(tmp_path: Path) -> None:
+    """A batch that needs more memory than the process may have: each of its pairs fails with the
+    advice (batch size included); the next render works."""
+    make_image(0, (48, 48)).save(tmp_path / "c.png")
+    rows = ["small,c.png,c.png,32", "a,c.png,c.png,4096", "b,c.png,c.png,4096"]
+    (tmp_path / "m.csv").write_text("id,content,style,image_size\n" + "\n".join(rows) + "\n")
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(OUT_OF_MEMORY)],
+        [sys.executable, "-c", textwrap.dedent(OUT_OF_MEMORY), str(tmp_path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
-    assert done.stdout.splitlines() == [
-        "out of memory on the CPU at 4096 px: use a smaller image_size or tile_size 2048",
-        "after: (32, 32)",
-    ]
+    advice = (
+        "out of memory on the CPU at 4096 px in a batch of 2: use a smaller image_size, a smaller batch_size "
+        "or tile_size 2048"
+    )
+    assert done.stdout.splitlines() == [f"a failed {advice}", f"b failed {advice}", "rendered"]
