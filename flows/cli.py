@@ -351,10 +351,18 @@ def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
 @click.option("--cron", required=True, help='When to run, in cron syntax (UTC), e.g. "0 2 * * *".')
 @click.option("--out", default=OUT, show_default=True, help="Output root: a path or URI (s3://bucket/prefix).")
 @click.option("--executor", default=EXECUTOR, show_default=True, help="As for run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, show_default=True, help="As for run.")
 @link_options
 @setting_options
 def serve(
-    manifest: str, cron: str, out: str, executor: str, public_url: str | None, link_expiry_s: int, **values: Any
+    manifest: str,
+    cron: str,
+    out: str,
+    executor: str,
+    batch_size: int,
+    public_url: str | None,
+    link_expiry_s: int,
+    **values: Any,
 ) -> None:
     """Render MANIFEST on a schedule from this process (needs a Prefect server: PREFECT_API_URL)."""
     from prefect.settings import PREFECT_API_URL
@@ -369,7 +377,7 @@ def serve(
     from tasks.manifest import manifest_name
 
     parameters = {"manifest": manifest, "out": out, "defaults": defaults, "executor": executor}
-    parameters |= {"public_url": public_url, "link_expiry_s": link_expiry_s}
+    parameters |= {"public_url": public_url, "link_expiry_s": link_expiry_s, "batch_size": batch_size}
     render_manifest.serve(
         name=f"serve-{manifest_name(manifest)}", cron=cron, parameters=parameters, tags=["stylebatch", "serve"]
     )

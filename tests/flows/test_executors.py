@@ -22,6 +22,7 @@ from flows.cli import main
 from flows.executors import _address, cluster_has_gpus, dask_gpu_annotation, task_runner
 from tasks import devices
 from tasks.devices import gpu_count, render_slots
+from tasks.options import LINK_EXPIRY_S
 
 CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without GPUs")
 
@@ -194,7 +195,7 @@ def test_serve_without_a_prefect_server_exits_2(served: list[dict[str, Any]]) ->
 def test_serve_registers_the_schedule(served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     args = ["serve", "s3://studio/nightly.csv", "--cron", "0 2 * * *", "--out", "s3://studio/renders"]
-    result = CliRunner().invoke(main, [*args, "--executor", "dask-local", "--iterations", "30"])
+    result = CliRunner().invoke(main, [*args, "--executor", "dask-local", "--iterations", "30", "--batch-size", "4"])
     assert result.exit_code == 0, result.output
     assert served == [
         {
@@ -205,6 +206,9 @@ def test_serve_registers_the_schedule(served: list[dict[str, Any]], monkeypatch:
                 "out": "s3://studio/renders",
                 "defaults": {"iterations": 30},
                 "executor": "dask-local",
+                "public_url": None,
+                "link_expiry_s": LINK_EXPIRY_S,
+                "batch_size": 4,
             },
             "tags": ["stylebatch", "serve"],
         }

@@ -139,6 +139,7 @@ def test_prefect_deploy_all_from_the_deploy_kit(prefect_server: PrefectServer, t
                 "manifest": env["STYLEBATCH_NIGHTLY_MANIFEST"],
                 "out": env["STYLEBATCH_OUT"],
                 "executor": env["STYLEBATCH_EXECUTOR"],
+                "batch_size": 1,
             }
             assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in nightly.schedules] == [
                 ("0 2 * * *", "UTC", True)
