@@ -159,4 +159,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C, or bench/gpu_check.sh's time limit
+        raise SystemExit("stopped: the table above is partial") from None
