@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import numpy as np
 import s3fs
 
 
@@ -70,12 +71,26 @@ def serve_folder(root: Path, handler: type[SimpleHTTPRequestHandler] = QuietHand
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG that declares ``width`` x ``height`` pixels and holds none: a decompression bomb's header."""
+    return _png(width, height, 8, 2, b"")  # 8-bit RGB
 
+
+def png_file(pixels: np.ndarray) -> bytes:
+    """A PNG of uint8 or uint16 ``pixels``, (H, W) grey or (H, W, 2|3|4) grey+alpha, RGB, RGBA; written
+    here because Pillow writes no 16-bit colour PNG."""
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    samples = pixels.astype(f">u{pixels.dtype.itemsize}").reshape(height, -1)
+    rows = b"".join(b"\0" + row.tobytes() for row in samples)  # filter type 0 on every row
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    return _png(width, height, 8 * pixels.dtype.itemsize, colour_type, rows)
+
+
+def _png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def http_get(url: str) -> tuple[int, str, bytes]:

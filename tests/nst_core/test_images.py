@@ -6,13 +6,15 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from nst_core.errors import InputError, StorageError
-from nst_core.images import encode_image, load_image, resize_long_side, write_image
+from nst_core.images import as_rgb, decode_image, encode_image, load_image, resize_long_side, write_image
 from nst_core.tensors import to_image, to_tensor
+from tests.pixel_modes import SIZE, ModeFile, mode_files
 from tests.support import png_header
 
 ORIENTATION = 0x0112  # the EXIF Orientation tag
@@ -84,13 +86,41 @@ def test_palette_becomes_rgb(tmp_path: Path, transparent: bool) -> None:
     assert image.getpixel((1, 1)) == ((255, 255, 255) if transparent else (10, 20, 30))
 
 
-@pytest.mark.parametrize("mode", ["LA", "CMYK", "I;16"])
-def test_other_modes_become_rgb(image_factory: Callable[..., Path], mode: str) -> None:
-    suffix = ".jpg" if mode == "CMYK" else ".png"
-    path = image_factory(f"image{suffix}", mode=mode)
-    image = load_image(str(path))
-    assert image.mode == "RGB"
-    assert image.size == (40, 32)
+@pytest.mark.parametrize("file", mode_files(), ids=lambda file: file.name)
+def test_every_mode_decodes_as_its_picture_or_fails_naming_it(file: ModeFile) -> None:
+    """Each file's decoded pixels equal the picture its own samples hold (no clipping of deep greyscale)."""
+    with Image.open(io.BytesIO(file.data)) as opened:
+        assert opened.mode == file.mode
+    if file.picture is None:
+        with pytest.raises(InputError) as info:
+            decode_image(file.data, file.name, "content image")
+        assert str(info.value).startswith(f"content image {file.name}: ")
+        assert file.error in str(info.value)
+        assert "\n" not in str(info.value)
+        return
+    decoded = decode_image(file.data, file.name)
+    assert decoded.mode == "RGB"
+    assert decoded.size == SIZE
+    difference = np.abs(np.asarray(decoded, dtype=np.int16) - file.picture.astype(np.int16))
+    assert difference.max() <= file.tolerance
+    assert len(np.unique(np.asarray(decoded))) > 2 or file.mode == "1"  # a picture, not a flat image
+
+
+def test_lab_neutrals_stay_neutral() -> None:
+    """CIELAB (a TIFF's): L*=100 is white, L*=0 black, and a*=b*=0 a neutral grey, lighter with L*."""
+    lab = Image.new("LAB", (3, 1))
+    lab.putdata([(255, 128, 128), (0, 128, 128), (128, 128, 128)])  # Pillow's LAB: L* 0-100 as 0-255, a*, b* + 128
+    buffer = io.BytesIO()
+    lab.save(buffer, "TIFF")
+    white, black, grey = (decode_image(buffer.getvalue(), "lab.tif").getpixel((x, 0)) for x in range(3))
+    assert min(white) >= 250 and max(black) <= 5
+    assert max(grey) - min(grey) <= 2 and 90 < grey[0] < 160
+
+
+def test_a_python_caller_s_deep_image_is_scaled_too() -> None:
+    """``render`` takes PIL images too: a 16-bit one is scaled, not clipped (as_rgb, the decoder's own step)."""
+    deep = Image.fromarray(np.full((4, 4), 32896, dtype=np.uint16))  # mid-grey in 16 bits
+    assert as_rgb(deep).getpixel((0, 0)) == (128, 128, 128)
 
 
 def test_file_uri(image_factory: Callable[..., Path]) -> None:
