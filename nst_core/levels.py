@@ -16,7 +16,7 @@ from torch import Tensor
 
 from nst_core.backbones import IMAGENET_MEAN, FeatureNet
 from nst_core.color import match_color_statistics, transfer_luminance, with_chroma_of
-from nst_core.errors import InputError, SettingsError
+from nst_core.errors import SettingsError
 from nst_core.images import load_image, resize_long_side
 from nst_core.losses import LossTerms, content_loss, gram_matrix, layer_weights, style_loss, tv_loss
 from nst_core.settings import Settings
@@ -26,7 +26,6 @@ from nst_core.tiling import Tiler
 __all__ = [
     "Level",
     "blend_weights",
-    "features",
     "finish",
     "initial_image",
     "level_images",
@@ -57,8 +56,7 @@ def level_images(
 ) -> tuple[Tensor, list[Tensor]]:
     """Content and styles (colour pre-step applied) resized for one level, as CPU tensors in [0, 1]."""
     content_t = to_tensor(resize_long_side(content, size))
-    style_size = max(1, round(size * s.style_scale))
-    style_ts = [to_tensor(resize_long_side(style, style_size)) for style in styles]
+    style_ts = [to_tensor(resize_long_side(style, s.style_side(size))) for style in styles]
     if s.preserve_color == "histogram":
         style_ts = [match_color_statistics(style, content_t) for style in style_ts]
     elif s.preserve_color == "yuv_style":
@@ -108,14 +106,14 @@ def level_targets(
     """A level's content features, blended style Grams and normalised layer weights (through
     ``tiler``'s tiles for images larger than a tile)."""
     with torch.no_grad():
-        feats = features(net, content, s.content_layers, "content image", tiler)
+        feats = _features(net, content, s.content_layers, tiler)
         content_targets = {name: feats[name].float() for name in s.content_layers}
         grams: dict[str, Tensor] = {}
         for style, weight in zip(styles, blend, strict=True):
             if tiler is not None and tiler.splits(style):
                 style_grams = tiler.grams(style, s.style_layers)
             else:
-                feats = features(net, style, s.style_layers, "style image")
+                feats = _features(net, style, s.style_layers)
                 style_grams = {name: gram_matrix(feats[name]) for name in s.style_layers}
             for name in s.style_layers:
                 gram = weight * style_grams[name]
@@ -130,22 +128,11 @@ def level_targets(
     )
 
 
-def features(
-    net: FeatureNet, image: Tensor, layers: list[str], role: str, tiler: Tiler | None = None
-) -> dict[str, Tensor]:
+def _features(net: FeatureNet, image: Tensor, layers: list[str], tiler: Tiler | None = None) -> dict[str, Tensor]:
+    """``image``'s features (its size was checked before the render: ``checks.check_sizes``)."""
     if tiler is not None and tiler.splits(image):
         return tiler.features(image, layers)
-    try:
-        return net(image, layers)
-    except RuntimeError as exc:  # pooling or an unpadded convolution ran out of pixels
-        if "too small" not in str(exc) and "greater than actual input size" not in str(exc):
-            raise
-        h, w = image.shape[-2:]
-        deepest = list(net.body._modules)[-1]
-        raise InputError(
-            f"{role} is {w}x{h} px: too small for the layers up to {deepest}; "
-            "use a larger image_size, start_size or style_scale"
-        ) from exc
+    return net(image, layers)
 
 
 def loss_terms(level: Level, s: Settings, feats: dict[str, Tensor], image: Tensor) -> LossTerms:

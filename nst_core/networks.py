@@ -1,4 +1,5 @@
-"""What each backbone offers, without torch: layer names, default layers, where its ImageNet weights live.
+"""What each backbone offers, without torch: layer names, default layers, each layer's convolution and
+pooling windows (so the smallest usable image), where its ImageNet weights live.
 
 Settings, the CLI and ``validate`` need these facts; keeping them free of torch lets them start in a
 fraction of a second. ``backbones`` builds the networks themselves (a test checks that the two agree).
@@ -6,22 +7,50 @@ fraction of a second. ``backbones`` builds the networks themselves (a test check
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-__all__ = ["NETWORKS", "RANDOM_WEIGHTS", "Network", "imagenet_cache_path", "layer_names"]
+__all__ = ["NETWORKS", "RANDOM_WEIGHTS", "Network", "Window", "imagenet_cache_path", "layer_names", "min_side"]
 
 RANDOM_WEIGHTS = re.compile(r"^random:(\d+)$")
 
 
 @dataclass(frozen=True)
+class Window:
+    """A convolution or pooling window along one axis."""
+
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    ceil: bool = False
+
+    def out(self, length: int) -> int:
+        """Output length, as torch computes it (< 1: torch refuses the input)."""
+        span = length + 2 * self.padding - self.dilation * (self.kernel - 1) - 1
+        n = (-(-span // self.stride) if self.ceil else span // self.stride) + 1
+        if self.ceil and (n - 1) * self.stride >= length + self.padding:
+            n -= 1  # the last window must start inside the input or its left padding
+        return n
+
+
+CONV3 = (Window(3, padding=1),)  # VGG's convolutions keep the size
+POOL2 = (Window(2, 2),)
+FIRE = (Window(1), Window(1), Window(3, padding=1))  # squeeze, expand 1x1, expand 3x3 (as module order lists them)
+POOL3 = (Window(3, 2, ceil=True),)  # SqueezeNet's pools
+
+
+@dataclass(frozen=True)
 class Network:
-    """A backbone's layer names (one per child of torchvision's ``features``) and defaults."""
+    """A backbone's layer names (one per child of torchvision's ``features``), each layer's windows and
+    the defaults."""
 
     layers: tuple[str, ...]
+    windows: tuple[tuple[Window, ...], ...]  # per layer, in module order
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
     imagenet_url: str  # torchvision's IMAGENET1K_V1 weights file
@@ -29,12 +58,16 @@ class Network:
 
 def _vgg(convs_per_block: tuple[int, ...], imagenet_url: str) -> Network:
     names: list[str] = []
+    windows: list[tuple[Window, ...]] = []
     for block, convs in enumerate(convs_per_block, start=1):
         for n in range(1, convs + 1):
             names += [f"conv{block}_{n}", f"relu{block}_{n}"]
+            windows += [CONV3, ()]
         names.append(f"pool{block}")
+        windows.append(POOL2)
     return Network(
         layers=tuple(names),
+        windows=tuple(windows),
         # Gatys et al.'s layers, as gordicaleksa uses them (its "conv4_2" content layer is read
         # after torchvision's in-place ReLU, so it is relu4_2 in effect).
         content_layers=("relu4_2",),
@@ -63,6 +96,21 @@ NETWORKS: dict[str, Network] = {
             "fire8",
             "fire9",
         ),
+        windows=(
+            (Window(3, 2),),
+            (),
+            POOL3,
+            FIRE,
+            FIRE,
+            POOL3,
+            FIRE,
+            FIRE,
+            POOL3,
+            FIRE,
+            FIRE,
+            FIRE,
+            FIRE,
+        ),
         content_layers=("fire5",),
         style_layers=("relu1", "fire2", "fire3", "fire5", "fire7"),
         imagenet_url=f"{_MODELS}/squeezenet1_1-b8a52dc0.pth",
@@ -73,6 +121,25 @@ NETWORKS: dict[str, Network] = {
 def layer_names(backbone: str) -> tuple[str, ...]:
     """Every layer name ``backbone`` offers, in network order."""
     return NETWORKS[backbone].layers
+
+
+@functools.cache
+def min_side(backbone: str, layer: str) -> int:
+    """The shortest image side, in pixels, that ``backbone`` can take through ``layer`` (and every layer before it)."""
+    network = NETWORKS[backbone]
+    windows = [w for per_layer in network.windows[: network.layers.index(layer) + 1] for w in per_layer]
+    side = 1
+    while not _fits(windows, side):
+        side += 1
+    return side
+
+
+def _fits(windows: list[Window], length: int) -> bool:
+    for window in windows:
+        length = window.out(length)
+        if length < 1:
+            return False
+    return True
 
 
 def imagenet_cache_path(backbone: str) -> Path:

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from PIL import Image
 
 from nst_core.batch import Batch, Track
+from nst_core.checks import check_sizes
 from nst_core.device import pick_device, pick_precision
 from nst_core.errors import InputError
 from nst_core.fastpath import prepare_network
-from nst_core.images import load_image, long_side_size
+from nst_core.images import as_rgb, load_image, long_side_size
 from nst_core.results import BatchJob, ImageInput, RenderResult, StepInfo, Timings
 from nst_core.settings import Settings
 
@@ -120,11 +121,12 @@ def _track(key: int, job: BatchJob) -> Track:
         raise InputError("at least one style image is needed")
     content = _open(job.content, "content image", job.settings)
     styles = [_open(style, "style image", job.settings) for style in job.styles]
+    check_sizes(content.size, [style.size for style in styles], job.settings)
     return Track(key, job.settings, content, styles)
 
 
 def _open(image: ImageInput, role: str, s: Settings) -> Image.Image:
-    return load_image(image, role, max_pixels=s.max_pixels) if isinstance(image, str) else image.convert("RGB")
+    return load_image(image, role, max_pixels=s.max_pixels) if isinstance(image, str) else as_rgb(image, role)
 
 
 def _groups(tracks: list[Track]) -> list[list[Track]]:

@@ -249,6 +249,16 @@ class Settings(BaseModel):
             sizes.insert(0, round(sizes[0] / 2))
         return [(size, self.level_iterations) for size in sizes[:-1]] + [(self.image_size, self.iterations)]
 
+    def style_side(self, level_side: int) -> int:
+        """The style images' long side at a level whose output's long side is ``level_side``."""
+        return max(1, round(level_side * self.style_scale))
+
+    @property
+    def deepest_layer(self) -> str:
+        """The deepest layer in use: the network is cut after it, and every image goes through it."""
+        layers = layer_names(self.backbone)
+        return max([*self.content_layers, *self.style_layers], key=layers.index)
+
     @property
     def total_iterations(self) -> int:
         """Optimisation steps over all levels."""

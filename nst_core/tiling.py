@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from nst_core.backbones import FeatureNet
 from nst_core.device import autocast
 from nst_core.losses import content_loss, gram_loss, gram_matrix
+from nst_core.networks import Window
 
 __all__ = ["Geometry", "Tiler", "layer_geometry"]
 
@@ -40,32 +41,13 @@ class Targets(Protocol):
 
 
 @dataclass(frozen=True)
-class _Window:
-    """A convolution or pooling window along one axis."""
-
-    kernel: int
-    stride: int
-    padding: int
-    dilation: int
-    ceil: bool
-
-    def out(self, length: int) -> int:
-        """Output length, as torch computes it."""
-        span = length + 2 * self.padding - self.dilation * (self.kernel - 1) - 1
-        n = (-(-span // self.stride) if self.ceil else span // self.stride) + 1
-        if self.ceil and (n - 1) * self.stride >= length + self.padding:
-            n -= 1  # the last window must start inside the input or its left padding
-        return n
-
-
-@dataclass(frozen=True)
 class Geometry:
     """Where a layer's positions sit in the input: ``stride`` pixels apart, each reaching at most
     ``radius`` pixels either side of its own."""
 
     stride: int
     radius: int
-    windows: tuple[_Window, ...]  # every window from the input to this layer
+    windows: tuple[Window, ...]  # every window from the input to this layer
 
     def size(self, height: int, width: int) -> tuple[int, int]:
         for window in self.windows:
@@ -88,7 +70,7 @@ def layer_geometry(body: nn.Sequential) -> dict[str, Geometry]:
             if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
                 k, s, p = (_side(getattr(module, a)) for a in ("kernel_size", "stride", "padding"))
                 d = _side(getattr(module, "dilation", 1))
-                windows.append(_Window(k, s, p, d, getattr(module, "ceil_mode", False)))
+                windows.append(Window(k, s, p, d, getattr(module, "ceil_mode", False)))
                 radius += max(p, (k - 1) * d - p) * stride
                 stride *= s
         result[name] = Geometry(stride, radius, tuple(windows))

@@ -1,23 +1,27 @@
-"""What ``stylebatch validate`` checks without rendering: every row's settings, inputs and weights.
+"""What ``stylebatch validate`` checks without rendering: every check ``run`` applies before it renders.
 
-Each distinct input is read and decoded once, however many rows use it (in parallel: inputs may be
-remote); each distinct weights value is checked once: a file must hold a state dict that fits its
-backbone; ``imagenet`` must be in the Torch hub cache or its download host must answer. Problems
-that several rows share are reported once, with the list of rows.
+Every row's settings; each input read and decoded once, however many rows use it (in parallel:
+inputs may be remote); each content and style image's size at every level of its row's render
+(``nst_core.checks``); the device; each distinct weights value once: a file must hold a state dict
+that fits its backbone, ``imagenet`` must be in the Torch hub cache or its download host must
+answer. Problems that several rows share are reported once, with the list of rows.
 """
 
 from __future__ import annotations
 
+import sys
 import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from nst_core import NstError, StorageError
+from nst_core.checks import Size, size_problem
 from nst_core.images import decode_image, read_bytes
 from nst_core.io_errors import describe
 from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 from nst_core.settings import INIT_MODES
+from tasks.devices import gpu_count
 from tasks.manifest import Manifest, Pair
 
 __all__ = ["Problem", "check_weights", "validate"]
@@ -41,15 +45,18 @@ def validate(manifest: Manifest) -> list[Problem]:
     for error in manifest.errors:
         found.setdefault((error.column, error.reason), []).append(error.row)
     pairs = sorted([*manifest.pairs, *manifest.rejected], key=lambda p: p.row)
-    uses = [(pair.row, column, check) for pair in pairs for column, check in _uses(pair)]
+    uses = [(pair, column, check) for pair in pairs for column, check in _uses(pair)]
     checks = list(dict.fromkeys(check for *_, check in uses))
     uris = list(dict.fromkeys(check[1] for check in checks if check[0] == "image"))
     with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads
         blobs = dict(zip(uris, pool.map(_fetch, uris), strict=True))
-        reasons = dict(zip(checks, pool.map(lambda check: _check(check, blobs), checks), strict=True))
-    for row, column, check in uses:
-        if reasons[check] is not None:
-            found.setdefault((column, reasons[check]), []).append(row)
+        results = dict(zip(checks, pool.map(lambda check: _check(check, blobs), checks), strict=True))
+    for pair, column, check in uses:
+        if (reason := _reason(pair, column, check, results[check])) is not None:
+            found.setdefault((column, reason), []).append(pair.row)
+    for pair in pairs:
+        if (reason := _device_problem(pair.settings.device)) is not None:
+            found.setdefault(("device", reason), []).append(pair.row)
     problems = [Problem(tuple(sorted(set(rows))), column, reason) for (column, reason), rows in found.items()]
     return sorted(problems, key=lambda p: p.rows[0])  # stable: within a row, settings first, then inputs
 
@@ -72,8 +79,8 @@ def _fetch(uri: str) -> bytes | StorageError:
         return exc
 
 
-def _check(check: tuple[str, ...], blobs: dict[str, bytes | StorageError]) -> str | None:
-    """Why ``check`` fails, or None."""
+def _check(check: tuple[str, ...], blobs: dict[str, bytes | StorageError]) -> Size | str | None:
+    """What ``check`` found: an image's size, or why it fails (None: weights that load)."""
     if check[0] == "weights":
         return check_weights(*check[1:])
     _, uri, role, limit = check
@@ -81,10 +88,28 @@ def _check(check: tuple[str, ...], blobs: dict[str, bytes | StorageError]) -> st
     try:
         if isinstance(data, StorageError):
             raise data.as_(role)
-        decode_image(data, uri, role, max_pixels=int(limit))
+        return decode_image(data, uri, role, max_pixels=int(limit)).size
     except NstError as exc:
         return str(exc)
-    return None
+
+
+def _reason(pair: Pair, column: str, check: tuple[str, ...], found: Size | str | None) -> str | None:
+    """Why ``check`` fails for ``pair``: its own reason, or (a content or style image that decodes) its size
+    at the pair's levels, as the render checks it before it starts."""
+    if not isinstance(found, tuple):
+        return found
+    if column not in ("content", "style") or (problem := size_problem(found, column == "style", pair.settings)) is None:
+        return None
+    _, uri, role, _ = check
+    return f"{role} {uri} {problem}"
+
+
+def _device_problem(device: str) -> str | None:
+    """Why ``device`` cannot render here, as ``run`` finds out (on a machine with GPUs every render gets one,
+    ``tasks.devices``)."""
+    if device in ("auto", "cpu") or gpu_count() > 0 or (device == "mps" and sys.platform == "darwin"):
+        return None
+    return f"{device} was asked for but is not available here"
 
 
 def check_weights(backbone: str, weights: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The torch-free layer catalogue agrees with what torchvision builds and where torch.hub caches."""
+"""The torch-free layer catalogue agrees with what torchvision builds (layers, windows, the smallest image it
+takes) and where torch.hub caches."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nst_core.backbones import BACKBONES
-from nst_core.networks import NETWORKS, imagenet_cache_path
+from nst_core.backbones import BACKBONES, load_backbone
+from nst_core.networks import NETWORKS, imagenet_cache_path, min_side
+from nst_core.tiling import layer_geometry
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
@@ -30,3 +32,26 @@ def test_cache_path_is_torch_hubs(env: dict[str, str], monkeypatch: pytest.Monke
         monkeypatch.setenv(name, value)
     expected = Path(torch.hub.get_dir()) / "checkpoints" / "vgg19-dcbb9e9d.pth"
     assert imagenet_cache_path("vgg19") == expected
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_catalogue_windows_are_the_built_networks(name: str) -> None:
+    """Each layer's windows in the catalogue are those of torchvision's modules (as tiling reads them)."""
+    built = layer_geometry(load_backbone(name, "random:0", "max", "cpu").body)
+    layers = NETWORKS[name].layers
+    for index, layer in enumerate(layers):
+        catalogue = tuple(window for per_layer in NETWORKS[name].windows[: index + 1] for window in per_layer)
+        assert catalogue == built[layer].windows, layer
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_min_side_is_the_smallest_image_the_network_takes(name: str) -> None:
+    """At ``min_side`` px every layer up to the named one runs; one pixel less, torch refuses the image."""
+    net = load_backbone(name, "random:0", "max", "cpu")
+    for layer in NETWORKS[name].layers:
+        side, cut = min_side(name, layer), net.cut([layer])
+        with torch.no_grad():
+            assert cut(torch.zeros(1, 3, side, side + 7), [layer])[layer].shape[-2] >= 1
+            if side > 1:
+                with pytest.raises(RuntimeError):
+                    cut(torch.zeros(1, 3, side + 7, side - 1), [layer])

@@ -173,3 +173,46 @@ def test_imagenet_weights_offline(offline_torch_home: Path, image_factory: Calla
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"weights")  # present in the cache: run loads it from there, without the network
     assert check_weights("vgg19", "imagenet") is None
+
+
+def test_images_too_small_at_some_level_are_the_rows_problem(
+    image_factory: Callable[..., Path], tmp_path: Path
+) -> None:
+    """What the render checks before it starts: a 10:1 content, a style at a tiny style_scale, a pyramid's
+    smallest level; SqueezeNet needs 17 px where VGG needs 16, and the row's settings decide."""
+    image_factory("wide.png", size=(100, 10))
+    image_factory("photo.png", size=(40, 32))
+    base = tmp_path.resolve()
+    found = problems(
+        tmp_path / "m.csv",
+        "content,style,image_size,style_scale,start_size,backbone",
+        "wide.png,photo.png,64,,,",  # 64x6 px
+        "wide.png,photo.png,200,,,",  # 200x20 px: enough
+        "photo.png,photo.png,64,0.2,,",  # the style at 13x10 px
+        "photo.png,photo.png,64,,16,",  # levels 16, 32, 64 px: 16x13 px at the first
+        "photo.png,photo.png,20,,,",  # 20x16 px: VGG's relu5_1 takes 16 px
+        "photo.png,photo.png,20,,,squeezenet1_1",  # SqueezeNet's fire7 needs 17 px
+    )
+    advice = "use a larger image_size, start_size or style_scale"
+    assert found == [
+        f"row 2, column content: content image {base}/wide.png is 64x6 px at 64 px: too small for the layers up to "
+        f"relu5_1 (at least 16 px a side); {advice}",
+        f"row 4, column style: style image {base}/photo.png is 13x10 px at style_scale 0.2 of 64 px: too small for "
+        f"the layers up to relu5_1 (at least 16 px a side); {advice}",
+        f"row 5, column content: content image {base}/photo.png is 16x13 px at 16 px: too small for the layers up to "
+        f"relu5_1 (at least 16 px a side); {advice}",
+        f"row 5, column style: style image {base}/photo.png is 16x13 px at style_scale 1 of 16 px: too small for "
+        f"the layers up to relu5_1 (at least 16 px a side); {advice}",
+        f"row 7, column content: content image {base}/photo.png is 20x16 px at 20 px: too small for the layers up to "
+        f"fire7 (at least 17 px a side); {advice}",
+        f"row 7, column style: style image {base}/photo.png is 20x16 px at style_scale 1 of 20 px: too small for "
+        f"the layers up to fire7 (at least 17 px a side); {advice}",
+    ]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_a_device_this_machine_lacks(image_factory: Callable[..., Path], tmp_path: Path) -> None:
+    image_factory("photo.png")
+    rows = ["id,content,style,device", "a,photo.png,photo.png,cuda", "b,photo.png,photo.png,cpu"]
+    found = problems(tmp_path / "m.csv", *rows)
+    assert found == ["row 2, column device: cuda was asked for but is not available here"]
