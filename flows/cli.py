@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import PurePosixPath
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 T = TypeVar("T")
+SAME_STOP_S = 2.0  # a second SIGINT or SIGTERM sooner than this after the first is the same stop
 
 
 def _flag(name: str) -> str:
@@ -112,6 +115,8 @@ def link_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _check_public_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
     from tasks.links import check_link_options
 
     try:
@@ -238,19 +243,22 @@ def run(
     """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells.
 
     Ctrl-C (or SIGTERM) stops the run at the running renders' next iteration and prints the summary
-    (exit code 130); a second Ctrl-C exits at once. Exit code 1 if a pair failed, 2 if the run could not start.
+    (exit code 130); a second Ctrl-C, 2 s or more later, exits at once. Exit code 1 if a pair failed, 2 if the
+    run could not start.
     """
-    from flows.temporary_server import ServerError, kill_all, prefect_api
+    from flows.temporary_server import ServerError, prefect_api
     from tasks import stopping
 
     defaults = defaults_from(values)
     flow_args = dict(force=force, log_every=log_every, timeout_s=timeout_s, executor=executor, retry_for_s=retry_for_s)
     flow_args |= dict(public_url=public_url, link_expiry_s=link_expiry_s, batch_size=batch_size)
     verbosity = "quiet" if quiet else "verbose" if verbose else "normal"
-    with _interrupts(on_second=kill_all):
+    with _interrupts(on_second=_stop_now):
         try:
+            _check_manifest(manifest, defaults, retry_for_s)
             _check_output(out, retry_for_s)
-            with prefect_api(while_starting=lambda: importlib.import_module("flows.render_manifest")) as (_, temporary):
+            imports = functools.partial(importlib.import_module, "flows.render_manifest")
+            with prefect_api(imports, _say if not quiet else lambda line: None) as (_, temporary):
                 summary = _run_flow(manifest, out, defaults, flow_args, verbosity, not temporary)
         except ServerError as exc:
             _fail(exc)
@@ -260,6 +268,19 @@ def run(
 
     print_summary(summary, Console())
     sys.exit(130 if stopping.stop_requested() else 1 if summary["failed"] else 0)
+
+
+def _check_manifest(manifest: str, defaults: dict[str, Any], retry_for_s: float) -> None:
+    """One error, before anything starts or is written, if MANIFEST cannot be read or used at all."""
+    from tasks.manifest import read_manifest
+    from tasks.retries import retry_transient
+
+    try:
+        reason = retry_transient(lambda: read_manifest(manifest, defaults), retry_for_s).unusable
+    except NstError as exc:
+        _fail(exc)
+    if reason is not None:
+        _fail(reason)
 
 
 def _check_output(out: str, retry_for_s: float) -> None:
@@ -328,15 +349,24 @@ def _in_thread(work: Callable[[], T]) -> T:
 
 @contextlib.contextmanager
 def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
-    """First SIGINT or SIGTERM: ask the run to stop; second: ``on_second()`` and exit 130 at once."""
+    """First SIGINT or SIGTERM: ask the run to stop; one at least ``SAME_STOP_S`` later: ``on_second()`` and
+    exit 130 at once. Sooner, it is the same stop delivered twice (``uv run`` forwards a signal that its
+    process group got already: a script's ``kill -INT -- -PGID``, a supervisor's SIGTERM) and is ignored."""
     from tasks import stopping
 
+    first: list[float] = []
+
     def handle(signum: int, frame: object) -> None:
-        if stopping.stop_requested():
+        if not first:
+            first.append(time.monotonic())
+            stopping.request_stop()
+            console.print(
+                "stopping: running renders stop at their next iteration "
+                f"(Ctrl-C again, {SAME_STOP_S:g} s or more from now, to quit at once)"
+            )
+        elif time.monotonic() - first[0] >= SAME_STOP_S:
             on_second()
             os._exit(130)
-        stopping.request_stop()
-        console.print("stopping: running renders stop at their next iteration (Ctrl-C again to quit at once)")
 
     saved = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -344,6 +374,15 @@ def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def _stop_now() -> None:
+    """What a second Ctrl-C does before the process exits: release this run's leases, stop its server."""
+    from flows.temporary_server import kill_all
+    from tasks.leases import release_all
+
+    release_all(timeout_s=5)
+    kill_all()
 
 
 @main.command("serve")
@@ -458,7 +497,7 @@ def validate(manifest: str, **values: Any) -> None:
     for problem in problems:
         click.echo(str(problem))
     if parsed.rows == 0 and not problems:
-        _fail(f"{manifest} has a header but no rows", code=1)
+        _fail(parsed.unusable or "", code=1)
     console.print(f"{parsed.rows} rows, {len(problems)} problems", highlight=False)
     sys.exit(1 if problems else 0)
 
@@ -494,6 +533,10 @@ def cross(content_dir: str, style_dir: str, output: str | None, **values: Any) -
     rows = text.count("\n") - 1  # the header's line is not a row
     console.print(f"{rows} rows", highlight=False)
     click.echo(text if output is None else output, nl=output is not None)
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False)
 
 
 def _fail(problem: Exception | str, code: int = 2) -> NoReturn:

@@ -80,8 +80,8 @@ def render_manifest(
     logger = get_run_logger()
     links = Links(out, public_url, link_expiry_s)
     options = RunOptions(out, str(flow_run.get_id()), timeout_s, retry_for_s, force, batch_size)
+    parsed = load_manifest(manifest, defaults, retry_for_s)
     check_output(options)
-    parsed = load_manifest(manifest, defaults)
     for error in parsed.errors:
         logger.error("%s: %s", parsed.uri, error)
     todo, skipped = select_pairs(parsed.pairs, out, force)

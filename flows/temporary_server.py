@@ -7,6 +7,10 @@ services off, as embedded mode does) in its own session, so that Ctrl-C in the t
 the run and not the server, and stops it after any exit. The server watches its parent and exits
 when it is gone, so even ``kill -9`` of the run leaves no server behind.
 
+How long the server may take to start adapts to the machine: as long as its process is alive and
+working (its CPU time grows), up to ``STARTUP_LIMIT_S``; one that stops working for ``STALL_S`` is
+given up. ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``, when set, is a fixed limit instead.
+
 Run as ``python -m flows.temporary_server PORT PARENT_PID``, it is that server.
 """
 
@@ -25,11 +29,15 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
+import psutil
+
 from tasks import stopping
 
-__all__ = ["STARTUP_TIMEOUT_S", "ServerError", "TemporaryServer", "kill_all", "prefect_api"]
+__all__ = ["STALL_S", "STARTUP_LIMIT_S", "ServerError", "TemporaryServer", "kill_all", "prefect_api"]
 
-STARTUP_TIMEOUT_S = 120  # unless PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS is set
+STARTUP_LIMIT_S = 900  # the most a working server may take to start (seen: 140 s at load 9 on 2 cores)
+STALL_S = 20  # a starting server whose CPU time has not grown for this long is stuck
+REPORT_AFTER_S, REPORT_EVERY_S = 10, 15  # "waiting for Prefect's temporary server" lines
 TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 _running: set[TemporaryServer] = set()
@@ -40,10 +48,13 @@ class ServerError(RuntimeError):
 
 
 @contextlib.contextmanager
-def prefect_api(while_starting: Callable[[], object] = lambda: None) -> Iterator[tuple[str, bool]]:
+def prefect_api(
+    while_starting: Callable[[], object] = lambda: None, report: Callable[[str], object] = lambda line: None
+) -> Iterator[tuple[str, bool]]:
     """(API URL, whether it is a temporary server started here) for the block.
 
-    ``while_starting()`` runs while a temporary server starts (the run's imports overlap its start-up).
+    ``while_starting()`` runs while a temporary server starts (the run's imports overlap its start-up);
+    ``report(line)`` says how long it has been starting, every ``REPORT_EVERY_S`` once it takes a while.
 
     The URL is also set as ``PREFECT_API_URL`` in this process's environment, so that Prefect, and
     any process the run starts, use it.
@@ -66,7 +77,7 @@ def prefect_api(while_starting: Callable[[], object] = lambda: None) -> Iterator
     explicit = TIMEOUT_SETTING in os.environ or "startup_timeout_seconds" in ephemeral.model_fields_set
     with TemporaryServer() as server:
         while_starting()
-        server.wait_until_healthy(ephemeral.startup_timeout_seconds if explicit else STARTUP_TIMEOUT_S)
+        server.wait_until_healthy(ephemeral.startup_timeout_seconds if explicit else None, report)
         with _environment(PREFECT_API_URL=server.url), temporary_settings({PREFECT_API_URL: server.url}):
             try:
                 yield server.url, True
@@ -110,21 +121,37 @@ class TemporaryServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait_until_healthy(self, timeout: float) -> None:
-        """Return once the server answers; ``ServerError`` ``timeout`` s after its start; ``Stopped`` on Ctrl-C."""
+    def wait_until_healthy(self, timeout: float | None, report: Callable[[str], object]) -> None:
+        """Return once the server answers; ``Stopped`` on Ctrl-C; ``ServerError`` if it exits, stops working
+        (no CPU time for ``STALL_S``) or takes over ``STARTUP_LIMIT_S`` (``timeout`` s, if given, instead)."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
-        deadline = self.started + timeout
-        while time.monotonic() < deadline:
+        progress = _Progress(self.process.pid)
+        next_report = self.started + REPORT_AFTER_S
+        while True:
             stopping.check()  # Ctrl-C while it starts
             if self.process.poll() is not None:
                 raise ServerError(f"Prefect's temporary server exited at start ({self._last_line()}); {_ALTERNATIVE}")
             with contextlib.suppress(OSError), opener.open(f"{self.url}/health", timeout=5) as response:
                 if response.status == 200:
                     return
+            now = time.monotonic()
+            if (problem := self._too_long(now - self.started, progress.idle_s(), timeout)) is not None:
+                raise ServerError(f"Prefect's temporary server {problem}; {_ALTERNATIVE}")
+            if now >= next_report:
+                report(f"waiting for Prefect's temporary server to start ({now - self.started:.0f} s so far)")
+                next_report += REPORT_EVERY_S
             time.sleep(0.25)
-        raise ServerError(
-            f"Prefect's temporary server did not answer within {timeout:g} s (raise {TIMEOUT_SETTING}); {_ALTERNATIVE}"
-        )
+
+    @staticmethod
+    def _too_long(elapsed_s: float, idle_s: float, timeout: float | None) -> str | None:
+        """Why waiting for the server ends now, or None."""
+        if timeout is not None:
+            return f"did not answer within {timeout:g} s (raise {TIMEOUT_SETTING})" if elapsed_s > timeout else None
+        if idle_s > STALL_S:
+            return f"stopped working while starting (no CPU time in {STALL_S} s, {elapsed_s:.0f} s after its start)"
+        if elapsed_s > STARTUP_LIMIT_S:
+            return f"did not answer within {STARTUP_LIMIT_S} s, working all along (set {TIMEOUT_SETTING})"
+        return None
 
     def stop(self, wait_s: float = 5) -> None:
         """Stop the server's whole session: politely, then for good."""
@@ -144,6 +171,24 @@ class TemporaryServer:
 
 
 _ALTERNATIVE = "or start one with `prefect server start` and set PREFECT_API_URL"
+
+
+class _Progress:
+    """How long a process has done no work: its CPU time has not grown (0 where it cannot be read)."""
+
+    def __init__(self, pid: int):
+        self._process = psutil.Process(pid)
+        self._cpu_s, self._since = -1.0, time.monotonic()
+
+    def idle_s(self) -> float:
+        try:
+            times = self._process.cpu_times()
+        except psutil.Error:  # gone (the caller sees it exit) or not ours to read
+            return 0.0
+        now, cpu_s = time.monotonic(), times.user + times.system
+        if cpu_s > self._cpu_s:
+            self._cpu_s, self._since = cpu_s, now
+        return now - self._since
 
 
 def kill_all() -> None:

@@ -26,12 +26,14 @@ from fsspec.implementations.local import LocalFileSystem
 
 from nst_core.io_errors import storage_error
 
-__all__ = ["HEARTBEAT_S", "LEASE", "STALE_S", "Holder", "Lease", "acquire"]
+__all__ = ["HEARTBEAT_S", "LEASE", "STALE_S", "Holder", "Lease", "acquire", "release_all"]
 
 LEASE = "lease.json"
 HEARTBEAT_S = 30.0
 STALE_S = 300.0
 log = logging.getLogger(__name__)
+_held: set[Lease] = set()  # this process's leases, for release_all
+_held_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,13 @@ class Lease:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease {path}", daemon=True)
         self._thread.start()
+        with _held_lock:
+            _held.add(self)
 
     def release(self) -> None:
         """Stop renewing and delete the lease if it is still ours (a finished local pair's is gone already)."""
+        with _held_lock:
+            _held.discard(self)
         self._stop.set()
         self._thread.join()
         try:
@@ -82,6 +88,19 @@ class Lease:
                 self.etag = _put(self.fs, self.path, holder, match=self.etag or "")
             except Exception as exc:
                 log.warning("could not renew %s: %s", self.path, storage_error(exc, "lease", self.path).cause)
+
+
+def release_all(timeout_s: float) -> None:
+    """Release every lease this process holds, together, waiting at most ``timeout_s`` for the store (a run
+    about to exit at once: its leases would otherwise keep other runs off its pairs until they are stale)."""
+    with _held_lock:
+        leases = list(_held)
+    threads = [threading.Thread(target=lease.release, name="lease release", daemon=True) for lease in leases]
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def acquire(folder: str) -> Lease | Holder:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from nst_core import Settings, SettingsError
+from nst_core import InputError, Settings, SettingsError
 from nst_core.images import read_bytes
 from nst_core.networks import RANDOM_WEIGHTS
 from nst_core.settings import INIT_MODES, parse_list
@@ -39,6 +39,7 @@ REQUIRED = ("content", "style")
 COLUMNS = ("id", *REQUIRED, "tags", *Settings.model_fields)
 FILE_SETTINGS = ("init", "weights")  # settings that may name a file, relative to the manifest
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+HEADER = 1  # the header's line: its errors are missing required columns
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 GALLERY = "gallery"  # the output root's folder for the gallery: no pair may take it
 _EXTRA = "\0extra"  # csv.DictReader's key for fields beyond the header
@@ -86,7 +87,18 @@ class Manifest:
     @property
     def rows(self) -> int:
         """How many rows the manifest has (good and bad)."""
-        return len({p.row for p in self.pairs} | {e.row for e in self.errors if e.row > 1})
+        return len({p.row for p in self.pairs} | {e.row for e in self.errors if e.row > HEADER})
+
+    @property
+    def unusable(self) -> str | None:
+        """Why no row of the manifest can render (a required column is missing, or there is no row), or None."""
+        missing = [error.column for error in self.errors if error.row == HEADER]  # the header's only errors
+        if missing:
+            columns = " and ".join(missing) + (" columns" if len(missing) > 1 else " column")
+            return f"manifest {self.uri}: its header has no {columns} (a manifest needs {' and '.join(REQUIRED)})"
+        if self.rows == 0:
+            return f"manifest {self.uri} has a header but no rows"
+        return None
 
 
 def manifest_name(uri: str) -> str:
@@ -100,19 +112,30 @@ def read_manifest(uri: str, defaults: Mapping[str, Any] | None = None) -> Manife
     Raises:
         SettingsError: a default is bad (once, not once per row).
         StorageError: the file itself cannot be read.
+        InputError: it is not UTF-8 CSV text.
     """
     Settings.from_values(dict(defaults or {}))
-    text = read_bytes(uri, "manifest").decode("utf-8-sig")
-    reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
-    header = [name.strip() for name in reader.fieldnames or []]
+    data = read_bytes(uri, "manifest")
+    try:
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")), restkey=_EXTRA)
+        header = [name.strip() for name in reader.fieldnames or []]
+        return _read(uri, reader, header, defaults or {})
+    except UnicodeDecodeError as exc:
+        raise InputError(f"manifest {uri}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})") from exc
+    except csv.Error as exc:
+        raise InputError(f"manifest {uri}: not a CSV file ({exc})") from exc
+
+
+def _read(uri: str, reader: csv.DictReader, header: list[str], defaults: Mapping[str, Any]) -> Manifest:
+    """The manifest of ``reader``'s rows."""
     reader.fieldnames = header
     missing = [column for column in REQUIRED if column not in header]
     if missing:
-        return Manifest(uri, [], [RowError(1, column, "required column is missing") for column in missing])
+        return Manifest(uri, [], [RowError(HEADER, column, "required column is missing") for column in missing])
     base = _folder(uri)
     pairs, errors, rejected = [], [], []
     for record in reader:
-        pair, row_errors = _parse_row(reader.line_num, record, base, defaults or {})
+        pair, row_errors = _parse_row(reader.line_num, record, base, defaults)
         errors += row_errors
         if pair is not None:
             (rejected if row_errors else pairs).append(pair)

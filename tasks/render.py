@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from nst_core import StepInfo, StorageError
+from nst_core import InputError, StepInfo, StorageError
 from tasks import progress
 from tasks.devices import device_slot
 from tasks.failures import failure_of
@@ -24,8 +24,12 @@ __all__ = ["build_gallery_task", "check_output", "load_manifest", "render_batch"
 
 
 @task(cache_policy=NO_CACHE)
-def load_manifest(manifest: str, defaults: dict[str, Any] | None) -> Manifest:
-    return read_manifest(manifest, defaults)
+def load_manifest(manifest: str, defaults: dict[str, Any] | None, retry_for_s: float) -> Manifest:
+    """The parsed manifest; fail the run if no row of it can render (a required column missing, no rows)."""
+    parsed = retry_transient(lambda: read_manifest(manifest, defaults), retry_for_s)
+    if parsed.unusable is not None:
+        raise InputError(parsed.unusable)
+    return parsed
 
 
 @task(cache_policy=NO_CACHE)

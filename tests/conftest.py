@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from tests.flows.helpers import Tiny
-from tests.support import Bucket, WebFolder, serve_folder
+from tests.support import Bucket, WebFolder, forget_s3_clients, serve_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IGNORED_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
@@ -108,12 +108,12 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    s3fs.S3FileSystem.clear_instance_cache()  # instances keep the endpoint they were made with
+    forget_s3_clients()  # instances keep the endpoint they were made with
     fs = s3fs.S3FileSystem()
     name = f"test-{uuid.uuid4().hex[:12]}"
     fs.mkdir(name)
     yield Bucket(fs, name)
-    s3fs.S3FileSystem.clear_instance_cache()
+    forget_s3_clients()
 
 
 @pytest.fixture

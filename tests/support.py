@@ -93,6 +93,15 @@ def _png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
+def forget_s3_clients() -> None:
+    """Drop every cached S3 filesystem (they keep the endpoint they were made with): s3fs's own and the
+    pipeline's (``tasks.one_try_s3``), as a new process would start."""
+    from tasks.one_try_s3 import S3FileSystem
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    S3FileSystem.clear_instance_cache()
+
+
 def http_get(url: str) -> tuple[int, str, bytes]:
     """Status, Content-Type and body of a GET, as a browser following a link gets them."""
     with urllib.request.urlopen(url, timeout=10) as response:

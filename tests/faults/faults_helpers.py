@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import pty
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -15,10 +20,11 @@ from pathlib import Path
 
 import psutil
 
-from tests.scale.scale_helpers import BIN
+from tests.scale.scale_helpers import BIN, REPO_ROOT
 from tests.support import wait_for
 
 STYLEBATCH = str(BIN / "stylebatch")
+UV = os.environ.get("UV") or shutil.which("uv") or "uv"  # uv sets UV in what it runs (uv run pytest)
 SERVER_MODULE = "flows.temporary_server"
 TOTALS = re.compile(r"^rendered (\d+), skipped (\d+), failed (\d+), cancelled (\d+) in ([\d.]+) s; outputs in (.+)$")
 # ~1 s a pair on a 2-core CPU (48 px, 20 L-BFGS iterations, random weights): long enough to be caught mid-render.
@@ -27,12 +33,18 @@ SLOW = ["--weights", "random:0", "--image-size", "48", "--iterations", "20"]
 
 @dataclass
 class Run:
-    """A ``stylebatch`` process, its stdout and stderr in files."""
+    """A ``stylebatch`` process (or ``uv run`` running it), its stdout and stderr in files."""
 
     proc: subprocess.Popen[bytes]
     stdout_path: Path
     stderr_path: Path
     started: float
+    terminal: int | None = None  # the controlling terminal's master side, if it was started from one
+
+    def ctrl_c(self) -> None:
+        """Type Ctrl-C in its terminal: the kernel sends SIGINT to the terminal's foreground process group."""
+        assert self.terminal is not None, "started without a terminal"
+        os.write(self.terminal, b"\x03")
 
     @property
     def stdout(self) -> str:
@@ -48,6 +60,23 @@ class Run:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"stylebatch did not end in {timeout} s:\n{self.stderr[-3000:]}") from None
+
+    def stderr_lines_as_they_come(self, timeout: float = 240) -> list[tuple[float, str]]:
+        """Every stderr line with the time it appeared (seconds after the start), until the process ends."""
+        seen: list[tuple[float, str]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = self.proc.poll() is not None
+            lines = self.stderr.splitlines(keepends=True)
+            complete = lines if ended else [line for line in lines if line.endswith("\n")]
+            now = time.monotonic() - self.started
+            seen += [(now, line.rstrip("\n")) for line in complete[len(seen) :]]
+            if ended:
+                return seen
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError(f"stylebatch did not end in {timeout} s:\n{self.stderr[-3000:]}")
+            time.sleep(0.1)
 
     def totals(self) -> tuple[int, int, int, int]:
         """rendered, skipped, failed, cancelled: the summary's last line."""
@@ -66,19 +95,35 @@ class Run:
         return found
 
 
-def start(*args: str, env: dict[str, str], cwd: Path, name: str = "run") -> Run:
+def start(
+    *args: str, env: dict[str, str], cwd: Path, name: str = "run", uv: bool = False, terminal: bool = False
+) -> Run:
+    """``stylebatch ARGS`` in a session of its own (signals in a test reach it as they would a run in its own
+    terminal); with ``uv``, as the README runs it (``uv run stylebatch``); with ``terminal``, with a pseudo-terminal
+    as its stdin and controlling terminal (stdout and stderr stay files)."""
+    command = [UV, "run", "--no-sync", "--project", str(REPO_ROOT), "stylebatch"] if uv else [STYLEBATCH]
     out, err = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
+    master, slave = pty.openpty() if terminal else (None, subprocess.DEVNULL)
     with out.open("wb") as stdout, err.open("wb") as stderr:  # the child keeps its own copies
         proc = subprocess.Popen(
-            [STYLEBATCH, *args],
+            [*command, *args],
             env=env,
             cwd=cwd,
-            stdin=subprocess.DEVNULL,
+            stdin=slave,
             stdout=stdout,
             stderr=stderr,
-            start_new_session=True,  # signals in a test reach this process only, as a terminal's would the run
+            start_new_session=not terminal,
+            preexec_fn=_own_terminal if terminal else None,
         )
-    return Run(proc, out, err, time.monotonic())
+    if terminal:
+        os.close(slave)
+    return Run(proc, out, err, time.monotonic(), master)
+
+
+def _own_terminal() -> None:
+    """In the child: a new session whose controlling terminal is its stdin (a terminal window's shell)."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def temporary_servers() -> list[tuple[psutil.Process, int]]:

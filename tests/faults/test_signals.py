@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
 
+import pytest
+
+from flows.cli import SAME_STOP_S
 from tests.faults.faults_helpers import SLOW, Run, assert_no_stray_server, kill, start, temporary_servers
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 from tests.support import wait_for
@@ -74,34 +78,67 @@ def wait_for_render(run: Run, out: Path) -> None:
     assert run.proc.poll() is None, run.stderr
 
 
-def test_ctrl_c_stops_the_run_within_seconds(tiny: Tiny, tmp_path: Path, harness_env: dict[str, str]) -> None:
-    """First SIGINT: running renders stop at their next iteration, no new pair starts, the summary is printed, 130.
+STOPS = {  # how a stop request reaches a run: (through uv run, from a terminal, what is sent)
+    "terminal": (True, True, "Ctrl-C typed in the terminal: SIGINT to its foreground process group"),
+    "script": (True, False, "kill -INT -- -PGID: SIGINT to the group, which uv forwards to stylebatch as well"),
+    "supervisor": (True, False, "SIGTERM to the whole group (systemd's default), and uv's forwarded copy"),
+    "direct": (False, False, "SIGINT to stylebatch itself"),
+}
 
-    With the session's server (the next test covers a run's own server on a second Ctrl-C).
-    """
+
+def send_stop(run: Run, how: str) -> None:
+    if how == "terminal":
+        run.ctrl_c()
+    elif how in ("script", "supervisor"):
+        os.killpg(run.proc.pid, signal.SIGINT if how == "script" else signal.SIGTERM)
+    else:
+        kill(run, signal.SIGINT)
+
+
+@pytest.mark.parametrize("how", list(STOPS))
+def test_one_stop_request_stops_the_run_gracefully_however_it_arrives(
+    tiny: Tiny, tmp_path: Path, harness_env: dict[str, str], how: str
+) -> None:
+    """One user action counts once, through ``uv run`` too: running renders stop at their next iteration, no
+    new pair starts, the summary is printed, exit 130, no lease left. With the session's server (the next test
+    covers a run's own server on a second Ctrl-C)."""
+    uv, terminal, _ = STOPS[how]
     manifest = tiny.cross(2, 2)
     out = tmp_path / "out"
-    run = start("run", str(manifest), "--out", str(out), *SLOW[:-1], "100000", env=harness_env, cwd=tmp_path)
+    args = ["run", str(manifest), "--out", str(out), *SLOW[:-1], "100000"]
+    run = start(*args, env=harness_env, cwd=tmp_path, uv=uv, terminal=terminal)
     wait_for_render(run, out)
     stopped = time.monotonic()
-    kill(run, signal.SIGINT)
+    send_stop(run, how)
     code = run.wait()
-    assert time.monotonic() - stopped < 10
+    assert time.monotonic() - stopped < 15
     assert code == 130, run.stderr
     assert run.totals() == (0, 0, 0, 4)
-    assert "stopping: running renders stop at their next iteration" in run.stderr
+    assert run.stderr.count("stopping: running renders stop at their next iteration") == 1
     assert "Traceback" not in run.stderr + run.stdout
     assert_consistent(out)
     assert pair_dirs(out) == {}  # nothing started is left behind: no result, no lease
     assert len(run.pairs("cancelled")) == 4
 
 
-def test_a_second_ctrl_c_exits_at_once(tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]) -> None:
+def test_a_second_ctrl_c_exits_at_once_and_releases_its_leases(
+    tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    """A second Ctrl-C (here SIGTERM) counts once the first has had its ``SAME_STOP_S``: the run exits at once,
+    its own server stops, and no lease is left to keep the next run off its pairs."""
     manifest = tiny.cross(1, 1)
     out = tmp_path / "out"
-    run = start("run", str(manifest), "--out", str(out), *SLOW[:-1], "100000", env=embedded_env, cwd=tmp_path)
+    # At 384 px the render's set-up and first iteration take seconds: the first stop is still pending
+    # (renders stop at an iteration) when the second comes.
+    args = ["run", str(manifest), "--out", str(out), "--weights", "random:0", "--image-size", "384"]
+    run = start(*args, env=embedded_env, cwd=tmp_path)
     wait_for_render(run, out)
     kill(run, signal.SIGINT)
+    time.sleep(SAME_STOP_S + 0.5)
+    second = time.monotonic()
     kill(run, signal.SIGTERM)  # SIGTERM counts as the second
     assert run.wait(timeout=10) == 130
+    assert time.monotonic() - second < 6
+    assert run.stdout == ""  # no summary: it quit at once
     assert "Traceback" not in run.stderr
+    assert not list(out.glob("*/lease.json"))

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from flows.cli import main
+from flows.temporary_server import STALL_S
 from tests.faults.faults_helpers import start
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 from tests.support import png_header
@@ -46,7 +49,8 @@ if "flows.temporary_server" in sys.orig_argv:
 def test_a_slow_server_start_and_a_decompression_bomb_do_not_stop_the_run(
     tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]
 ) -> None:
-    """Embedded mode on a machine so busy that the server takes over 30 s to start: the run waits and renders.
+    """Embedded mode on a machine so busy that the server takes over 20 s to start: the run waits, says how long
+    it has been waiting, and renders.
 
     One row's style is a decompression bomb (its header declares 400 Mpx): that row fails with the reason,
     in ``validate``, ``run`` and ``render-one`` alike; the other rows render and the gallery builds.
@@ -73,6 +77,7 @@ def test_a_slow_server_start_and_a_decompression_bomb_do_not_stop_the_run(
     )
     assert run.wait() == 1, run.stderr
     assert run.totals() == (2, 0, 1, 0)
+    assert re.search(r"^waiting for Prefect's temporary server to start \(\d+ s so far\)$", run.stderr, re.MULTILINE)
     assert f"row 3 bomb: {reason} (setting max_pixels)" in run.stderr.splitlines()
     assert "Traceback" not in run.stderr
     assert pair_dirs(out) == {"a": PAIR_FILES, "b": PAIR_FILES, "bomb": {"failed.json"}}
@@ -100,3 +105,68 @@ def test_a_server_that_cannot_start_in_time_is_one_line(
     )
     assert run.stdout == ""
     assert not (tmp_path / "out" / "gallery").exists()
+
+
+STUCK_SERVER = """
+import sys, time
+if "flows.temporary_server" in sys.orig_argv:
+    time.sleep(10_000)  # alive, and doing nothing
+"""
+
+
+def test_a_server_that_stops_working_while_starting_is_given_up(
+    tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    """The wait adapts: a server that does nothing (no CPU time) for ``STALL_S`` is given up with one line, well
+    before a fixed allowance would end; one that works is waited for (the slow-start test above)."""
+    manifest = tiny.cross(1, 1)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(STUCK_SERVER)
+    run = start(
+        "run",
+        str(manifest),
+        "--out",
+        str(tmp_path / "out"),
+        *FAST,
+        env=embedded_env | {"PYTHONPATH": str(site)},
+        cwd=tmp_path,
+    )
+    assert run.wait(timeout=STALL_S + 60) == 2
+    *waiting, last = run.stderr.strip().splitlines()
+    assert re.fullmatch(
+        rf"error: Prefect's temporary server stopped working while starting \(no CPU time in {STALL_S} s, \d+ s after "
+        r"its start\); or start one with `prefect server start` and set PREFECT_API_URL",
+        last,
+    ), last
+    assert waiting and all(line.startswith("waiting for Prefect's temporary server to start (") for line in waiting)
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reason"),
+    [
+        ("missing.csv", None, "manifest {path}: not found"),
+        ("header-only.csv", "content,style\n", "manifest {path} has a header but no rows"),
+        (
+            "no-content.csv",
+            "style,iterations\na.png,3\n",
+            "manifest {path}: its header has no content column (a manifest needs content and style)",
+        ),
+        ("binary.csv", b"\x89PNG\r\n\x1a\n\xc1\x00", "manifest {path}: not UTF-8 text (byte 0x89 at 0)"),
+    ],
+)
+def test_a_manifest_that_cannot_be_used_stops_the_run_before_anything_starts(
+    tmp_path: Path, embedded_env: dict[str, str], name: str, text: str | bytes | None, reason: str
+) -> None:
+    """One line and exit 2 in about the command's start-up time: no server started, no output root created."""
+    path = tmp_path / name
+    if text is not None:
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    out = tmp_path / "out"
+    run = start("run", str(path), "--out", str(out), env=embedded_env, cwd=tmp_path)
+    assert run.wait(timeout=30) == 2
+    assert time.monotonic() - run.started < 10  # 1.4-2 s on a quiet 2-core machine; a server start takes 10 or more
+    assert run.stderr.strip() == f"error: {reason.format(path=path)}"
+    assert run.stdout == ""
+    assert not out.exists()

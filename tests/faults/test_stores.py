@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
 import subprocess
 import threading
@@ -43,6 +45,32 @@ def test_an_s3_outage_longer_than_a_retry_delay_is_ridden_out(
     pair_keys = {key for key in s3.keys("out") if not key.startswith("gallery/")}
     assert pair_keys == {f"{pair}/{name}" for pair in {k.split("/")[0] for k in pair_keys} for name in PAIR_FILES}
     assert len(pair_keys) == 3 * len(PAIR_FILES)
+
+
+def test_retry_for_bounds_an_outage_and_says_so_while_it_waits(
+    tiny: Tiny, tmp_path: Path, embedded_env: dict[str, str]
+) -> None:
+    """``--retry-for 25`` with an S3 output root whose endpoint drops every connection: the run gives up within a
+    few seconds of the budget, tries included, printing a line at least every 30 s, before any server starts."""
+    manifest = tiny.cross(1, 1)
+    proxy = DroppingProxy(("127.0.0.1", 9))  # never reached: it drops every connection
+    proxy.dropping = True
+    env = embedded_env | {"AWS_ACCESS_KEY_ID": "foo", "AWS_SECRET_ACCESS_KEY": "foo", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        args = ["run", str(manifest), "--out", "s3://renders/out", "--endpoint-url", proxy.url, "--retry-for", "25"]
+        run = start(*args, *SLOW, env=env, cwd=tmp_path)
+        lines = run.stderr_lines_as_they_come(timeout=120)
+    finally:
+        proxy.close()
+    assert run.proc.returncode == 2
+    *retries, (ended, last) = lines
+    assert re.fullmatch(r"error: output s3://renders/out: \S.* \(gave up after \d+ tries in 2[5-9] s\)", last), last
+    assert len(retries) >= 3 and all("trying again in" in line for _, line in retries)
+    started = retries[0][0] - 1.0  # the first line follows the first try (a second at most when refused)
+    assert ended - started < 25 + 5, lines
+    times = [started] + [t for t, _ in lines]
+    assert max(b - a for a, b in itertools.pairwise(times)) < 30
+    assert run.stdout == ""
 
 
 def unshare_works(tmp_path: Path) -> bool:

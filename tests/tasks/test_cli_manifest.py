@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import s3fs
 from click.testing import CliRunner, Result
 from PIL import Image
 
 from flows.cli import main
 from nst_core.images import encode_image
 from tasks.manifest import read_manifest
+from tests.support import forget_s3_clients
 
 if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
     from tests.support import Bucket
@@ -133,7 +133,7 @@ def test_validate_a_manifest_without_rows(tmp_path: Path) -> None:
     result = validate(write(tmp_path / "m.csv", "content,style"))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert flat(f"error: {tmp_path}/m.csv has a header but no rows") in flat(result.stderr)
+    assert flat(f"error: manifest {tmp_path}/m.csv has a header but no rows") in flat(result.stderr)
 
 
 def test_validate_takes_the_endpoint_url_like_run(
@@ -143,7 +143,7 @@ def test_validate_takes_the_endpoint_url_like_run(
     s3.put("in/c.png", encode_image(pil_image(1), "c.png"))
     manifest = s3.put("in/m.csv", b"content,style\nc.png,c.png\nc.png,gone.png\n")
     monkeypatch.delenv("AWS_ENDPOINT_URL")
-    s3fs.S3FileSystem.clear_instance_cache()
+    forget_s3_clients()
     result = validate(manifest, "--endpoint-url", endpoint)
     assert result.exit_code == 1, result.output
     assert result.stdout == f"row 3, column style: style image {s3.uri}/in/gone.png: not found\n"

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import s3fs
 from PIL import Image
 
 from tasks.gallery import build_gallery
 from tasks.gallery_images import CELL, TITLE
 from tests.conftest import make_image
+from tests.support import forget_s3_clients
 from tests.tasks.gallery_helpers import (
     FakePair,
     jpeg_bytes,
@@ -121,7 +121,7 @@ def test_a_rebuild_on_s3_reuses_the_thumbnails(s3: Bucket, s3_root: tuple[str, l
     sentinel = jpeg_bytes(make_image(99, (8, 8)))
     for key in thumbs:  # a rebuild that made them again would overwrite these
         s3.fs.pipe_file(key, sentinel)
-    s3fs.S3FileSystem.clear_instance_cache()  # as a later run in a new process would
+    forget_s3_clients()  # as a later run in a new process would
 
     second = build_gallery(out)
 

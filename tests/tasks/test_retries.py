@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
 from nst_core import StorageError
 from tasks import stopping
-from tasks.retries import retry_transient
+from tasks.retries import MAX_WAIT_S, retry_transient
 
 
 class Flaky:
@@ -82,3 +83,25 @@ def test_a_stop_request_ends_a_wait_at_once() -> None:
         timer.cancel()
         stopping.reset()
     assert op.calls <= 2
+
+
+def test_the_budget_bounds_slow_tries_and_their_waits() -> None:
+    """Tries that take a while: the waits end at the budget, so the whole retry ends within a try of it."""
+
+    def slow() -> str:
+        time.sleep(0.3)
+        raise transient()
+
+    start = time.monotonic()
+    with pytest.raises(StorageError, match="gave up after"):
+        retry_transient(slow, retry_for_s=4)
+    assert 4 <= time.monotonic() - start < 4 + 0.3 + 0.5
+
+
+def test_waits_stay_short_enough_for_a_line_every_30_s(waits: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    op = Flaky(*[transient()] * 12)
+    with caplog.at_level(logging.WARNING):
+        assert retry_transient(op, retry_for_s=10_000) == "ok"
+    assert max(waits) <= MAX_WAIT_S < 30
+    assert len(caplog.messages) == 12  # one line per wait
+    assert caplog.messages[-1].endswith(" of 10000 s)")
