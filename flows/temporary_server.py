@@ -54,7 +54,8 @@ def prefect_api(
     """(API URL, whether it is a temporary server started here) for the block.
 
     ``while_starting()`` runs while a temporary server starts (the run's imports overlap its start-up);
-    ``report(line)`` says how long it has been starting, every ``REPORT_EVERY_S`` once it takes a while.
+    ``report(line)`` says how long it has been starting (from a thread), every ``REPORT_EVERY_S`` once it
+    takes ``REPORT_AFTER_S``.
 
     The URL is also set as ``PREFECT_API_URL`` in this process's environment, so that Prefect, and
     any process the run starts, use it.
@@ -76,13 +77,34 @@ def prefect_api(
     ephemeral = settings.server.ephemeral
     explicit = TIMEOUT_SETTING in os.environ or "startup_timeout_seconds" in ephemeral.model_fields_set
     with TemporaryServer() as server:
-        while_starting()
-        server.wait_until_healthy(ephemeral.startup_timeout_seconds if explicit else None, report)
+        with _reporting(server.started, report):
+            while_starting()
+            server.wait_until_healthy(ephemeral.startup_timeout_seconds if explicit else None)
         with _environment(PREFECT_API_URL=server.url), temporary_settings({PREFECT_API_URL: server.url}):
             try:
                 yield server.url, True
             finally:
                 _drain_prefect_workers()
+
+
+@contextlib.contextmanager
+def _reporting(since: float, report: Callable[[str], object]) -> Iterator[None]:
+    """``report`` a line every ``REPORT_EVERY_S`` from ``since + REPORT_AFTER_S`` on, until the block ends."""
+    done = threading.Event()
+
+    def say() -> None:
+        wait = since + REPORT_AFTER_S - time.monotonic()
+        while not done.wait(max(0.0, wait)):
+            report(f"waiting for Prefect's temporary server to start ({time.monotonic() - since:.0f} s so far)")
+            wait = REPORT_EVERY_S
+
+    thread = threading.Thread(target=say, name="server start report", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _drain_prefect_workers() -> None:
@@ -121,12 +143,11 @@ class TemporaryServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait_until_healthy(self, timeout: float | None, report: Callable[[str], object]) -> None:
+    def wait_until_healthy(self, timeout: float | None) -> None:
         """Return once the server answers; ``Stopped`` on Ctrl-C; ``ServerError`` if it exits, stops working
         (no CPU time for ``STALL_S``) or takes over ``STARTUP_LIMIT_S`` (``timeout`` s, if given, instead)."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
         progress = _Progress(self.process.pid)
-        next_report = self.started + REPORT_AFTER_S
         while True:
             stopping.check()  # Ctrl-C while it starts
             if self.process.poll() is not None:
@@ -134,12 +155,8 @@ class TemporaryServer:
             with contextlib.suppress(OSError), opener.open(f"{self.url}/health", timeout=5) as response:
                 if response.status == 200:
                     return
-            now = time.monotonic()
-            if (problem := self._too_long(now - self.started, progress.idle_s(), timeout)) is not None:
+            if (problem := self._too_long(time.monotonic() - self.started, progress.idle_s(), timeout)) is not None:
                 raise ServerError(f"Prefect's temporary server {problem}; {_ALTERNATIVE}")
-            if now >= next_report:
-                report(f"waiting for Prefect's temporary server to start ({now - self.started:.0f} s so far)")
-                next_report += REPORT_EVERY_S
             time.sleep(0.25)
 
     @staticmethod
