@@ -46,7 +46,12 @@ def start_cluster(
     dask = str(BIN / "dask")
     root.mkdir(parents=True, exist_ok=True)
     processes.start(
-        "scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env, root
+        "scheduler",
+        # Its HTTP server (metrics, health) listens even without a dashboard: on a free port, not on 8787,
+        # where a dask-local cluster of another test process would find it taken.
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--dashboard-address", ":0"],
+        env,
+        root,
     )
     # --no-nanny: the worker is the process started here, so its pid is the one done.json names.
     worker = [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"]
