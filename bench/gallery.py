@@ -3,7 +3,7 @@
     uv run python bench/gallery.py            # 25 x 20 pairs
     uv run python bench/gallery.py --contents 40 --styles 12
 
-The pair folders are written through ``tasks.records`` as ``run_pair`` writes them (64 px results,
+The pair folders are written through ``tasks.storage.records`` as ``run_pair`` writes them (64 px results,
 96 x 64 inputs), without rendering. The rebuild finds every thumbnail made and reads no result.
 """
 
@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.gallery import build_gallery
+from tasks.gallery.build import build_gallery
 from tests.conftest import make_image
-from tests.tasks.gallery_helpers import FakePair, png_bytes
+from tests.tasks.gallery.helpers import FakePair, png_bytes
 
 
 def fake_root(root: Path, contents: int, styles: int) -> str:

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nst_core import NstError, Settings
-from tasks.options import (
+from tasks.runs.options import (
     BATCH_SIZE,
     EXECUTOR,
     GALLERY_PORT,
@@ -95,7 +95,7 @@ def _set_endpoint(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def link_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--public-url`` and ``--link-expiry``: where the Prefect UI's links point (``tasks.links``)."""
+    """``--public-url`` and ``--link-expiry``: where the Prefect UI's links point (``tasks.runs.links``)."""
     command = click.option(
         "--link-expiry",
         "link_expiry_s",
@@ -117,7 +117,7 @@ def link_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _check_public_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from tasks.links import check_link_options
+    from tasks.runs.links import check_link_options
 
     try:
         check_link_options(value, LINK_EXPIRY_S)
@@ -164,7 +164,7 @@ def _fail_render(exc: Exception) -> NoReturn:
     )
     if not expected:
         raise exc
-    from tasks.failures import failure_of
+    from tasks.runs.failures import failure_of
 
     _fail(failure_of(exc).reason)
 
@@ -247,7 +247,7 @@ def run(
     run could not start.
     """
     from flows.temporary_server import ServerError, prefect_api
-    from tasks import stopping
+    from tasks.runs import stopping
 
     defaults = defaults_from(values)
     flow_args = dict(force=force, log_every=log_every, timeout_s=timeout_s, executor=executor, retry_for_s=retry_for_s)
@@ -272,8 +272,8 @@ def run(
 
 def _check_manifest(manifest: str, defaults: dict[str, Any], retry_for_s: float) -> None:
     """One error, before anything starts or is written, if MANIFEST cannot be read or used at all."""
-    from tasks.manifest import read_manifest
-    from tasks.retries import retry_transient
+    from tasks.manifest.read import read_manifest
+    from tasks.storage.retries import retry_transient
 
     try:
         reason = retry_transient(lambda: read_manifest(manifest, defaults), retry_for_s).unusable
@@ -285,8 +285,8 @@ def _check_manifest(manifest: str, defaults: dict[str, Any], retry_for_s: float)
 
 def _check_output(out: str, retry_for_s: float) -> None:
     """One error up front, before any server starts, if ``out`` cannot be written."""
-    from tasks.retries import retry_transient
-    from tasks.storage import check_writable
+    from tasks.storage.folders import check_writable
+    from tasks.storage.retries import retry_transient
 
     try:
         retry_transient(lambda: check_writable(out), retry_for_s)
@@ -307,8 +307,8 @@ def _run_flow(
 
     from flows.console import RunDisplay
     from flows.render_manifest import render_manifest
-    from tasks import stopping
-    from tasks.manifest import manifest_name
+    from tasks.manifest.read import manifest_name
+    from tasks.runs import stopping
 
     stopping.check()
     with RunDisplay(console, verbosity, ui_url), tags("stylebatch", f"manifest-{manifest_name(manifest)}"):
@@ -321,7 +321,7 @@ def _run_flow(
         except Exception as exc:
             if verbosity == "verbose":
                 raise
-            from tasks.failures import failure_of
+            from tasks.runs.failures import failure_of
 
             _fail(f"the run failed: {failure_of(exc).reason} (--verbose shows where)", code=1)
 
@@ -352,7 +352,7 @@ def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
     """First SIGINT or SIGTERM: ask the run to stop; one at least ``SAME_STOP_S`` later: ``on_second()`` and
     exit 130 at once. Sooner, it is the same stop delivered twice (``uv run`` forwards a signal that its
     process group got already: a script's ``kill -INT -- -PGID``, a supervisor's SIGTERM) and is ignored."""
-    from tasks import stopping
+    from tasks.runs import stopping
 
     first: list[float] = []
 
@@ -379,7 +379,7 @@ def _interrupts(on_second: Callable[[], None]) -> Iterator[None]:
 def _stop_now() -> None:
     """What a second Ctrl-C does before the process exits: release this run's leases, stop its server."""
     from flows.temporary_server import kill_all
-    from tasks.leases import release_all
+    from tasks.storage.leases import release_all
 
     release_all(timeout_s=5)
     kill_all()
@@ -413,7 +413,7 @@ def serve(
         )
     defaults = defaults_from(values)
     from flows.render_manifest import render_manifest
-    from tasks.manifest import manifest_name
+    from tasks.manifest.read import manifest_name
 
     parameters = {"manifest": manifest, "out": out, "defaults": defaults, "executor": executor}
     parameters |= {"public_url": public_url, "link_expiry_s": link_expiry_s, "batch_size": batch_size}
@@ -444,8 +444,8 @@ def gallery(out: str, manifest: str | None, serve: bool, port: int, **values: An
     With --serve, then serve OUT at http://127.0.0.1:PORT/gallery/index.html until Ctrl-C (from another
     machine: ssh -L PORT:127.0.0.1:PORT HOST).
     """
-    from tasks.gallery import build_gallery
-    from tasks.manifest import read_manifest
+    from tasks.gallery.build import build_gallery
+    from tasks.manifest.read import read_manifest
 
     try:
         pairs = read_manifest(manifest, defaults_from(values)).pairs if manifest else None
@@ -462,7 +462,7 @@ def gallery(out: str, manifest: str | None, serve: bool, port: int, **values: An
 
 def _serve_gallery(out: str, port: int) -> None:
     """Serve OUT on 127.0.0.1 until Ctrl-C; print the gallery's URL (stdout) once it answers."""
-    from tasks.serve_gallery import INDEX, gallery_server
+    from tasks.gallery.serve import INDEX, gallery_server
 
     try:
         server = gallery_server(out, port)
@@ -486,8 +486,8 @@ def validate(manifest: str, **values: Any) -> None:
 
     Prints each problem as `row N, column C: reason` (rows that share one are listed together); exit code 1 if any.
     """
-    from tasks.manifest import read_manifest
-    from tasks.validation import validate as problems_of
+    from tasks.manifest.read import read_manifest
+    from tasks.manifest.validate import validate as problems_of
 
     try:
         parsed = read_manifest(manifest, defaults_from(values))
@@ -520,7 +520,7 @@ def cross(content_dir: str, style_dir: str, output: str | None, **values: Any) -
     Rows go content by content, style by style, then through the sweeps in the order of their flags.
     Local paths are written relative to FILE's folder, or to the current folder when printing to stdout.
     """
-    from tasks.cross import cross_manifest, parse_sweeps, write_manifest
+    from tasks.manifest.cross import cross_manifest, parse_sweeps, write_manifest
 
     given = {k: v for k, v in values.items() if v is not None}  # click keeps the command line's order
     folder = "." if output is None else None if "://" in output else os.path.dirname(output) or "."

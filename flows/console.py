@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from nst_core import StepInfo
-from tasks import progress
-from tasks.report import STATUSES
+from tasks.runs import progress
+from tasks.runs.report import STATUSES
 
 __all__ = ["RunDisplay", "print_summary"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from tasks.devices import gpu_count, render_slots
+from tasks.runs.devices import gpu_count, render_slots
 
 __all__ = ["cluster_has_gpus", "dask_gpu_annotation", "task_runner"]
 

@@ -19,14 +19,14 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
-from tasks import progress, stopping
-from tasks.failures import failure_of
-from tasks.inputs import forget_run
-from tasks.links import Links, md_code
-from tasks.manifest import Pair, manifest_name
-from tasks.options import BATCH_SIZE, EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
+from tasks.manifest.read import Pair, manifest_name
 from tasks.render import build_gallery_task, check_output, load_manifest, render_batch, render_pair, select_pairs
-from tasks.report import (
+from tasks.runs import progress, stopping
+from tasks.runs.failures import failure_of
+from tasks.runs.links import Links, md_code
+from tasks.runs.options import BATCH_SIZE, EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
+from tasks.runs.pairs import batches
+from tasks.runs.report import (
     artifact_key,
     markdown_report,
     row_problems,
@@ -35,7 +35,7 @@ from tasks.report import (
     table_description,
     table_rows,
 )
-from tasks.run_pair import batches
+from tasks.storage.inputs import forget_run
 
 __all__ = ["render_manifest", "render_pairs"]
 
@@ -74,7 +74,7 @@ def render_manifest(
         batch_size: render up to this many pairs of one ``nst_core.batch_key`` together on one device.
 
     The run's artifacts: progress (pairs finished), a table of the pairs, a Markdown report and the contact sheets
-    as images where a browser can open them (``tasks.links``).
+    as images where a browser can open them (``tasks.runs.links``).
     """
     start = time.perf_counter()
     logger = get_run_logger()
@@ -132,7 +132,7 @@ def render_pairs(
     ``artifact`` is the parent run's progress artifact (the one its UI page shows), updated as pairs end.
     """
     with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
-        if options.batch_size > 1:  # pairs of one batch key together (tasks.run_pair.batches)
+        if options.batch_size > 1:  # pairs of one batch key together (tasks.runs.pairs.batches)
             groups = batches(pairs, options.batch_size)
             futures = render_batch.map(groups, options=unmapped(options), log_every=unmapped(log_every))
         else:

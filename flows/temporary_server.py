@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 
 import psutil
 
-from tasks import stopping
+from tasks.runs import stopping
 
 __all__ = ["STALL_S", "STARTUP_LIMIT_S", "ServerError", "TemporaryServer", "kill_all", "prefect_api"]
 

@@ -10,15 +10,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from nst_core import InputError, StepInfo, StorageError
-from tasks import progress
-from tasks.devices import device_slot
-from tasks.failures import failure_of
-from tasks.gallery import build_gallery
-from tasks.manifest import Manifest, Pair, read_manifest
-from tasks.options import LOG_EVERY, RunOptions
-from tasks.retries import retry_transient
-from tasks.run_pair import run_batch
-from tasks.storage import check_writable, finished
+from tasks.gallery.build import build_gallery
+from tasks.manifest.read import Manifest, Pair, read_manifest
+from tasks.runs import progress
+from tasks.runs.devices import device_slot
+from tasks.runs.failures import failure_of
+from tasks.runs.options import LOG_EVERY, RunOptions
+from tasks.runs.pairs import run_batch
+from tasks.storage.folders import check_writable, finished
+from tasks.storage.retries import retry_transient
 
 __all__ = ["build_gallery_task", "check_output", "load_manifest", "render_batch", "render_pair", "select_pairs"]
 
@@ -55,7 +55,7 @@ def _finished(out: str, pair: Pair) -> bool:
         return False
 
 
-# No Prefect retries: storage errors are retried where they happen (tasks.retries), so a flaky write
+# No Prefect retries: storage errors are retried where they happen (tasks.storage.retries), so a flaky write
 # never renders a pair again, and a pair's own failure is its outcome, not an exception.
 @task(task_run_name="render-{pair.pair_id}", cache_policy=NO_CACHE)
 def render_pair(pair: Pair, options: RunOptions, log_every: int = LOG_EVERY) -> dict[str, Any] | State:

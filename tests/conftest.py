@@ -19,6 +19,7 @@ from PIL import Image
 from tests.flows.helpers import Tiny
 from tests.support import Bucket, WebFolder, forget_s3_clients, serve_folder
 
+pytest_plugins = ["tests.tasks.gallery.small_root"]  # the gallery's output root, also for the gallery command's tests
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IGNORED_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
 

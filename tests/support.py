@@ -95,8 +95,8 @@ def _png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes)
 
 def forget_s3_clients() -> None:
     """Drop every cached S3 filesystem (they keep the endpoint they were made with): s3fs's own and the
-    pipeline's (``tasks.one_try_s3``), as a new process would start."""
-    from tasks.one_try_s3 import S3FileSystem
+    pipeline's (``tasks.storage.one_try_s3``), as a new process would start."""
+    from tasks.storage.one_try_s3 import S3FileSystem
 
     s3fs.S3FileSystem.clear_instance_cache()
     S3FileSystem.clear_instance_cache()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flows.cli import markdown_settings_table
 from nst_core import Settings
-from tasks.records import folder_table
+from tasks.storage.records import folder_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -23,5 +23,5 @@ def test_readme_embeds_the_current_settings_table() -> None:
 
 
 def test_readme_embeds_the_current_pair_folder_table() -> None:
-    """The pair folder's files and record fields, from ``tasks.records``."""
+    """The pair folder's files and record fields, from ``tasks.storage.records``."""
     assert folder_table() in README.read_text(encoding="utf-8")

@@ -41,7 +41,7 @@ def test_an_s3_outage_longer_than_a_retry_delay_is_ridden_out(
         proxy.close()
     assert code == 0, run.stderr
     assert run.totals() == (3, 0, 0, 0)
-    assert proxy.dropped > 0  # the outage hit the run: botocore's retries and ours (tasks.retries) rode it out
+    assert proxy.dropped > 0  # the outage hit the run: botocore's retries and ours (tasks.storage.retries) rode it out
     pair_keys = {key for key in s3.keys("out") if not key.startswith("gallery/")}
     assert pair_keys == {f"{pair}/{name}" for pair in {k.split("/")[0] for k in pair_keys} for name in PAIR_FILES}
     assert len(pair_keys) == 3 * len(PAIR_FILES)

@@ -16,8 +16,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.cli import main
 from flows.render_manifest import render_manifest
-from tasks.leases import LEASE
-from tasks.records import DONE, RECORD, RenderRecord, read_record
+from tasks.storage.leases import LEASE
+from tasks.storage.records import DONE, RECORD, RenderRecord, read_record
 from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs
 from tests.support import run_family
 

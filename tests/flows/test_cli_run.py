@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.cli import main
-from tasks.records import DONE, RECORD, read_record
+from tasks.storage.records import DONE, RECORD, read_record
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 from tests.support import Bucket
 

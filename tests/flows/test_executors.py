@@ -20,9 +20,9 @@ from prefect_dask import DaskTaskRunner
 from flows import executors
 from flows.cli import main
 from flows.executors import _address, cluster_has_gpus, dask_gpu_annotation, task_runner
-from tasks import devices
-from tasks.devices import gpu_count, render_slots
-from tasks.options import LINK_EXPIRY_S
+from tasks.runs import devices
+from tasks.runs.devices import gpu_count, render_slots
+from tasks.runs.options import LINK_EXPIRY_S
 
 CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without GPUs")
 
@@ -140,7 +140,7 @@ def test_gpu_count_applies_cuda_visible_devices_on_top_of_nvml(
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_count_matches_cuda_in_a_fresh_process() -> None:
-    code = "from tasks.devices import gpu_count; import torch; print(gpu_count(), torch.cuda.device_count())"
+    code = "from tasks.runs.devices import gpu_count; import torch; print(gpu_count(), torch.cuda.device_count())"
     for visible in (None, "0"):
         env = None if visible is None else {**__import__("os").environ, "CUDA_VISIBLE_DEVICES": visible}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout

@@ -26,8 +26,8 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.render_manifest import render_manifest
-from tasks.gallery import GALLERY
-from tasks.records import DONE, RECORD, read_record
+from tasks.gallery.build import GALLERY
+from tasks.storage.records import DONE, RECORD, read_record
 from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs
 from tests.support import Bucket, WebFolder, http_get, run_family, wait_for
 

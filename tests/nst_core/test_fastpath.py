@@ -15,7 +15,7 @@ from PIL import Image
 from nst_core import BatchJob, Settings, render, render_batch
 from nst_core.backbones import load_backbone
 from nst_core.fastpath import compiled, memory_format, prepare_network
-from tasks.failures import failure_of
+from tasks.runs.failures import failure_of
 
 CPU = torch.device("cpu")
 LAYERS = ("relu1_1", "relu2_1")

@@ -20,7 +20,7 @@ from uuid import UUID
 
 import psutil
 
-from tasks.records import DONE, Completion, read_completion
+from tasks.storage.records import DONE, Completion, read_completion
 from tests.support import run_family
 
 timing = logging.getLogger("tests.scale.timing")  # shown with --log-cli-level=INFO

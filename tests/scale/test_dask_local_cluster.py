@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster
 import flows.render_manifest
 from flows.executors import cluster_has_gpus
 from flows.render_manifest import render_manifest
-from tasks.devices import gpu_count
+from tasks.runs.devices import gpu_count
 from tests.scale.scale_helpers import TINY, done_markers, overlaps, render_logs, worker_pids
 from tests.support import wait_for
 

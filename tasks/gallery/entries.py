@@ -1,0 +1,151 @@
+"""The pairs a gallery shows, read from an output root's pair folders through ``tasks.storage.records``."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import fsspec
+
+from nst_core import Settings
+from tasks.manifest.read import GALLERY, Pair
+from tasks.storage.records import (
+    DONE,
+    FAILED,
+    LOSSES,
+    RECORD,
+    FailureRecord,
+    LossRow,
+    RecordError,
+    RenderRecord,
+    read_failure,
+    read_losses,
+    read_record,
+)
+
+__all__ = ["Entry", "read_entries", "settings_text"]
+
+_FILES = (RECORD, DONE, FAILED, LOSSES)
+
+
+@dataclass
+class Entry:
+    """One pair as the gallery sees it."""
+
+    pair_id: str
+    status: str  # rendered, failed or pending
+    content: str
+    styles: tuple[str, ...]
+    settings: Settings | None = None  # None: a pending pair the gallery knows by id only
+    record: RenderRecord | FailureRecord | None = None
+    losses: list[LossRow] = field(default_factory=list)
+    note: str = ""  # for a pending pair: the settings that would show its row's results
+
+    @property
+    def column(self) -> str:
+        return "|".join(self.styles)
+
+    @property
+    def href(self) -> str:
+        return f"pairs/{quote(self.pair_id, safe='')}.html"
+
+    @property
+    def rendered(self) -> RenderRecord | None:
+        return self.record if isinstance(self.record, RenderRecord) else None
+
+    @property
+    def error(self) -> str:
+        return self.record.error if isinstance(self.record, FailureRecord) else ""
+
+
+def read_entries(out: str, pairs: list[Pair] | None = None) -> list[Entry]:
+    """Every finished or failed pair under ``out``; with ``pairs`` (a manifest's): those pairs, in order.
+
+    A manifest pair with no folder of its own is pending; if its row's inputs were rendered with
+    other settings (the run had setting flags this call lacks), its note names the flags that match.
+    """
+    found = _found(out)
+    if pairs is None:
+        return sorted(found.values(), key=lambda e: (e.content, e.column, e.pair_id))
+    ids = {p.pair_id for p in pairs}
+    others = [e for e in found.values() if e.pair_id not in ids]
+    entries = []
+    for pair in pairs:
+        entry = found.get(pair.pair_id)
+        if entry is None:
+            entry = Entry(pair.pair_id, "pending", pair.content, pair.styles, pair.settings)
+            entry.note = _other_settings(pair, others)
+        entries.append(entry)
+    return entries
+
+
+def _found(out: str) -> dict[str, Entry]:
+    fs, root = fsspec.url_to_fs(out)
+    root = root.rstrip("/")
+    folders = [p for p in fs.ls(root, detail=False) if _is_pair_folder(fs, p)] if fs.exists(root) else []
+    blobs = fs.cat([f"{f}/{n}" for f in folders for n in _FILES], on_error="omit") if folders else {}
+    entries = (_entry(posixpath.basename(f), {n: blobs.get(f"{f}/{n}") for n in _FILES}) for f in folders)
+    return {entry.pair_id: entry for entry in entries if entry is not None}
+
+
+def _is_pair_folder(fs: Any, path: str) -> bool:
+    name = posixpath.basename(path.rstrip("/"))
+    return name != GALLERY and not name.startswith(".") and fs.isdir(path)
+
+
+def _entry(pair_id: str, blobs: dict[str, bytes | None]) -> Entry | None:
+    """The pair in a folder, or None if it is unfinished (no completion record and no failure) or
+    not a pair folder of ours. A damaged loss log only loses the chart."""
+    record: RenderRecord | FailureRecord
+    try:
+        if blobs[RECORD] and blobs[DONE]:
+            record = read_record(blobs[RECORD], blobs[DONE])
+        elif blobs[FAILED]:
+            record = read_failure(blobs[FAILED])
+        else:
+            return None
+    except RecordError:
+        return None
+    status = "rendered" if isinstance(record, RenderRecord) else "failed"
+    styles = tuple(s.uri for s in record.styles)
+    entry = Entry(pair_id, status, record.content.uri, styles, record.settings, record)
+    if status == "rendered" and blobs[LOSSES]:
+        with contextlib.suppress(RecordError):
+            entry.losses = read_losses(blobs[LOSSES])
+    return entry
+
+
+def _other_settings(pair: Pair, others: list[Entry]) -> str:
+    """ "pass --flag value ..." for the one rendering of ``pair``'s row and inputs among ``others``, else ""."""
+    same = [
+        e
+        for e in others
+        if (e.content, e.styles) == (pair.content, pair.styles) and e.rendered and e.rendered.row == pair.row
+    ]
+    if len(same) != 1 or same[0].settings is None:
+        return ""
+    theirs, ours = settings_text(same[0].settings), settings_text(pair.settings)
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in theirs.items() if ours.get(k) != v and k != "device"]
+    if not flags:  # made by another version whose ids hashed other settings: no flag would match
+        return ""
+    return f"{same[0].pair_id} rendered this row with other settings: pass {' '.join(flags)} to show it"
+
+
+def settings_text(settings: Settings) -> dict[str, str]:
+    """Each setting that has a value, as written in a manifest cell: lists as a|b, schedules as 180:0.1|400:0.01."""
+    return {key: _cell(value) for key, value in settings.model_dump(mode="json").items() if value not in (None, {})}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return "|".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, list):
+        return "|".join(map(_cell, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -1,0 +1,156 @@
+"""What ``stylebatch validate`` checks without rendering: every check ``run`` applies before it renders.
+
+Every row's settings; each input read and decoded once, however many rows use it (in parallel:
+inputs may be remote); each content and style image's size at every level of its row's render
+(``nst_core.checks``); the device; each distinct weights value once: a file must hold a state dict
+that fits its backbone, ``imagenet`` must be in the Torch hub cache or its download host must
+answer. Problems that several rows share are reported once, with the list of rows.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from nst_core import NstError, StorageError
+from nst_core.checks import Size, size_problem
+from nst_core.images import decode_image, read_bytes
+from nst_core.io_errors import describe
+from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
+from nst_core.settings import INIT_MODES
+from tasks.manifest.read import Manifest, Pair
+from tasks.runs.devices import gpu_count
+
+__all__ = ["Problem", "check_weights", "validate"]
+
+DOWNLOAD_CHECK_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Problem:
+    rows: tuple[int, ...]  # lines in the manifest; 1 is the header
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{_rows(self.rows)}, column {self.column}: {self.reason}"
+
+
+def validate(manifest: Manifest) -> list[Problem]:
+    """Every problem of ``manifest``, in file order; problems shared by rows once, with their rows."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for error in manifest.errors:
+        found.setdefault((error.column, error.reason), []).append(error.row)
+    pairs = sorted([*manifest.pairs, *manifest.rejected], key=lambda p: p.row)
+    uses = [(pair, column, check) for pair in pairs for column, check in _uses(pair)]
+    checks = list(dict.fromkeys(check for *_, check in uses))
+    uris = list(dict.fromkeys(check[1] for check in checks if check[0] == "image"))
+    with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads
+        blobs = dict(zip(uris, pool.map(_fetch, uris), strict=True))
+        results = dict(zip(checks, pool.map(lambda check: _check(check, blobs), checks), strict=True))
+    for pair, column, check in uses:
+        if (reason := _reason(pair, column, check, results[check])) is not None:
+            found.setdefault((column, reason), []).append(pair.row)
+    for pair in pairs:
+        if (reason := _device_problem(pair.settings.device)) is not None:
+            found.setdefault(("device", reason), []).append(pair.row)
+    problems = [Problem(tuple(sorted(set(rows))), column, reason) for (column, reason), rows in found.items()]
+    return sorted(problems, key=lambda p: p.rows[0])  # stable: within a row, settings first, then inputs
+
+
+def _uses(pair: Pair) -> Iterable[tuple[str, tuple[str, ...]]]:
+    """(column, check) for each input and the weights of ``pair``."""
+    limit = str(pair.settings.max_pixels)
+    yield "content", ("image", pair.content, "content image", limit)
+    for uri in pair.styles:
+        yield "style", ("image", uri, "style image", limit)
+    if pair.settings.init not in INIT_MODES:
+        yield "init", ("image", pair.settings.init, "init image", limit)
+    yield "weights", ("weights", pair.settings.backbone, pair.settings.weights)
+
+
+def _fetch(uri: str) -> bytes | StorageError:
+    try:
+        return read_bytes(uri, "input")
+    except StorageError as exc:
+        return exc
+
+
+def _check(check: tuple[str, ...], blobs: dict[str, bytes | StorageError]) -> Size | str | None:
+    """What ``check`` found: an image's size, or why it fails (None: weights that load)."""
+    if check[0] == "weights":
+        return check_weights(*check[1:])
+    _, uri, role, limit = check
+    data = blobs[uri]
+    try:
+        if isinstance(data, StorageError):
+            raise data.as_(role)
+        return decode_image(data, uri, role, max_pixels=int(limit)).size
+    except NstError as exc:
+        return str(exc)
+
+
+def _reason(pair: Pair, column: str, check: tuple[str, ...], found: Size | str | None) -> str | None:
+    """Why ``check`` fails for ``pair``: its own reason, or (a content or style image that decodes) its size
+    at the pair's levels, as the render checks it before it starts."""
+    if not isinstance(found, tuple):
+        return found
+    if column not in ("content", "style") or (problem := size_problem(found, column == "style", pair.settings)) is None:
+        return None
+    _, uri, role, _ = check
+    return f"{role} {uri} {problem}"
+
+
+def _device_problem(device: str) -> str | None:
+    """Why ``device`` cannot render here, as ``run`` finds out (on a machine with GPUs every render gets one,
+    ``tasks.runs.devices``)."""
+    if device in ("auto", "cpu") or gpu_count() > 0 or (device == "mps" and sys.platform == "darwin"):
+        return None
+    return f"{device} was asked for but is not available here"
+
+
+def check_weights(backbone: str, weights: str) -> str | None:
+    """Why ``weights`` cannot be loaded for ``backbone``, or None if they can (as ``run`` would load them)."""
+    if RANDOM_WEIGHTS.match(weights):
+        return None
+    if weights == "imagenet":
+        return _check_imagenet(backbone)
+    from nst_core.backbones import load_backbone  # torch: only for manifests naming weights files
+
+    try:
+        load_backbone(backbone, weights, "max", "cpu")
+    except NstError as exc:
+        return str(exc)
+    return None
+
+
+def _check_imagenet(backbone: str) -> str | None:
+    cached = imagenet_cache_path(backbone)
+    if cached.is_file() and cached.stat().st_size > 0:
+        return None
+    url = NETWORKS[backbone].imagenet_url
+    try:  # urllib, as torch.hub downloads, with the proxies set now (urlopen keeps those of its first use)
+        request = urllib.request.Request(url, method="HEAD")
+        with urllib.request.build_opener().open(request, timeout=DOWNLOAD_CHECK_TIMEOUT_S):
+            return None
+    except Exception as exc:
+        cause = (describe(exc) or (str(exc), False))[0]
+        return (
+            f"weights imagenet: {cached.name} is not in the Torch hub cache ({cached.parent}) and cannot be "
+            f"downloaded from {url}: {cause}. Copy the file there, or give --weights PATH_OR_URI"
+        )
+
+
+def _rows(rows: tuple[int, ...]) -> str:
+    """``row 3`` or ``rows 2-4, 7``."""
+    spans: list[list[int]] = []
+    for row in rows:
+        if spans and row == spans[-1][1] + 1:
+            spans[-1][1] = row
+        else:
+            spans.append([row, row])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"{'rows' if len(rows) > 1 else 'row'} {text}"

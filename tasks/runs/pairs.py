@@ -1,0 +1,249 @@
+"""Manifest pairs from start to end: lease, inputs, render, outputs; the body of the render tasks.
+
+Pairs of one batch (``run_batch``) are rendered together by ``nst_core.render_batch``; everything
+else is each pair's own: its lease, its inputs, its outcome, its failure record, its outputs
+written and marked done on their own. ``run_pair`` is a batch of one. Whatever goes wrong with one
+pair (its inputs, settings, weights, storage, the render itself) becomes that pair's outcome with
+a one-line reason, and its failure record; nothing here ends the run. A pair stopped by Ctrl-C or
+held by another run leaves its folder as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import platform
+import socket
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
+
+from PIL import Image
+
+from nst_core import BatchJob, RenderResult, StepInfo, StorageError, batch_key, render_batch
+from nst_core.images import decode_image
+from tasks.manifest.read import Pair
+from tasks.runs import stopping
+from tasks.runs.failures import failure_of
+from tasks.runs.options import RunOptions
+from tasks.storage.folders import finished, pair_folder, write_failure, write_pair
+from tasks.storage.inputs import fetch
+from tasks.storage.leases import Holder, Lease, acquire
+from tasks.storage.records import RESULT, FailureRecord, InputFile, LossRow, RenderRecord, RenderTimings, pair_files
+from tasks.storage.retries import retry_transient
+
+__all__ = ["batches", "failure_record", "run_batch", "run_pair"]
+
+log = logging.getLogger(__name__)
+BatchStep = Callable[[int, StepInfo], None]  # (index of the pair in its batch, step)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    content: Image.Image
+    styles: list[Image.Image]
+    checksums: dict[str, str]  # uri -> sha256 of the bytes rendered
+
+
+def run_pair(
+    pair: Pair, options: RunOptions, device: str | None = None, on_step: Callable[[StepInfo], None] | None = None
+) -> dict[str, Any]:
+    """Render ``pair`` into ``options.out`` unless another run holds or finished it; return its outcome.
+
+    The outcome's ``status`` is rendered, skipped, failed or cancelled, with a one-line ``reason``
+    for all but rendered.
+    """
+    return run_batch([pair], options, device, None if on_step is None else lambda _, step: on_step(step))[0]
+
+
+def run_batch(
+    pairs: Sequence[Pair], options: RunOptions, device: str | None = None, on_step: BatchStep | None = None
+) -> list[dict[str, Any]]:
+    """Render ``pairs`` (ideally of one ``nst_core.batch_key``) together; return each pair's outcome, as run_pair."""
+    start, started_at = time.monotonic(), datetime.now(UTC)
+    outcomes: dict[int, dict[str, Any]] = {}
+    leases: dict[int, Lease] = {}
+    try:
+        inputs: dict[int, _Inputs] = {}
+        for index, pair in enumerate(pairs):
+            try:
+                claim = _claim(pair, options)
+                if isinstance(claim, str):
+                    outcomes[index] = {**_base(pair, options), "status": "skipped", "reason": claim}
+                    continue
+                leases[index] = claim
+                inputs[index] = _fetch(pair, options)
+            except Exception as exc:
+                outcomes[index] = _ended(pair, options, exc, device)
+        order = list(inputs)
+        results = _render([_job(pairs[i], inputs[i], device) for i in order], options, start, on_step, order)
+        for index, result in zip(order, results, strict=True):
+            pair = pairs[index]
+            try:
+                if isinstance(result, Exception):
+                    outcomes[index] = _ended(pair, options, result, device, batch_size=len(order))
+                    continue
+                stored = _store(pair, options, result, inputs[index].checksums, started_at, start)
+                outcomes[index] = {**_base(pair, options), "status": "rendered", **stored}
+            except Exception as exc:
+                outcomes[index] = _ended(pair, options, exc, device)
+    finally:
+        for lease in leases.values():
+            lease.release()
+    return [outcomes[index] for index in range(len(pairs))]
+
+
+def batches(pairs: Sequence[Pair], size: int) -> list[list[Pair]]:
+    """``pairs`` in batches of at most ``size`` that share ``nst_core.batch_key``, in manifest order: a
+    batch is ordered by its first pair, and fills up before the next of its key starts."""
+    filling: dict[tuple, list[Pair]] = {}
+    result: list[list[Pair]] = []
+    for pair in pairs:
+        key = batch_key(pair.settings)
+        if key not in filling or len(filling[key]) == size:
+            filling[key] = []
+            result.append(filling[key])
+        filling[key].append(pair)
+    return result
+
+
+def _base(pair: Pair, options: RunOptions) -> dict[str, Any]:
+    return {"pair_id": pair.pair_id, "row": pair.row, "output": f"{pair_folder(options.out, pair.pair_id)}/{RESULT}"}
+
+
+def _claim(pair: Pair, options: RunOptions) -> Lease | str:
+    """The pair's lease, or why it is skipped (held by another run, or finished meanwhile)."""
+    stopping.check()
+    lease = retry_transient(lambda: acquire(pair_folder(options.out, pair.pair_id)), options.retry_for_s)
+    if isinstance(lease, Holder):
+        return f"being rendered by another run ({lease})"
+    if not options.force and retry_transient(
+        lambda: finished(options.out, pair.pair_id, pair.fingerprint), options.retry_for_s
+    ):
+        lease.release()
+        return "finished by another run"
+    return lease
+
+
+def _fetch(pair: Pair, options: RunOptions) -> _Inputs:
+    data: dict[str, bytes] = {}
+
+    def image(uri: str, role: str) -> Image.Image:
+        data[uri] = fetch(uri, role, options.run, options.retry_for_s)
+        return decode_image(data[uri], uri, role, max_pixels=pair.settings.max_pixels)
+
+    content = image(pair.content, "content image")
+    styles = [image(uri, "style image") for uri in pair.styles]
+    return _Inputs(content, styles, {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()})
+
+
+def _job(pair: Pair, inputs: _Inputs, device: str | None) -> BatchJob:
+    settings = pair.settings if device is None else pair.settings.model_copy(update={"device": device})
+    return BatchJob(inputs.content, inputs.styles, settings)
+
+
+def _render(
+    jobs: list[BatchJob], options: RunOptions, start: float, on_step: BatchStep | None, order: list[int]
+) -> list[RenderResult | Exception]:
+    """``render_batch``; the jobs that fail on a transient storage error (weights or an init image on a
+    flaky store) are rendered again, together, until ``options.retry_for_s`` is spent."""
+    deadline = None if options.timeout_s is None else (start + options.timeout_s, options.timeout_s)
+    results: list[RenderResult | Exception | None] = [None] * len(jobs)
+    todo = list(range(len(jobs)))
+
+    def attempt() -> None:
+        nonlocal todo
+        step = _checked(on_step, deadline, [order[i] for i in todo])
+        for i, result in zip(todo, render_batch([jobs[i] for i in todo], on_step=step), strict=True):
+            results[i] = result
+        todo = [i for i in todo if isinstance(results[i], StorageError) and results[i].transient]
+        if todo:
+            raise results[todo[0]]
+
+    if jobs:
+        try:
+            retry_transient(attempt, options.retry_for_s)
+        except StorageError as exc:  # given up: the error says after how many tries
+            results[todo[0]] = exc
+    return results
+
+
+def _checked(on_step: BatchStep | None, deadline: tuple[float, float] | None, indices: list[int]) -> BatchStep:
+    """``on_step`` with the pairs' ``indices`` in the batch, after stopping a render at the iteration
+    where Ctrl-C or the timeout came (the timeout counts from the batch's start)."""
+
+    def step(job: int, info: StepInfo) -> None:
+        stopping.check()
+        if deadline is not None and time.monotonic() > deadline[0]:
+            raise TimeoutError(f"timed out after {deadline[1]:g} s (--timeout)")
+        if on_step is not None:
+            on_step(indices[job], info)
+
+    return step
+
+
+def _store(
+    pair: Pair, options: RunOptions, result: RenderResult, checksums: dict[str, str], started_at: datetime, start: float
+) -> dict[str, Any]:
+    """Write the pair's folder, its completion record last; return the outcome's details."""
+    record = _record(pair, result, checksums, started_at, time.monotonic() - start)
+    files = pair_files(record, result.image, [LossRow.of(step) for step in result.losses], result.snapshots)
+    retry_transient(lambda: write_pair(options.out, pair.pair_id, files), options.retry_for_s)
+    return record.model_dump(mode="json", include={"fingerprint", "final", "wall_s", "device", "worker"})
+
+
+def _ended(pair: Pair, options: RunOptions, exc: Exception, device: str | None, batch_size: int = 1) -> dict[str, Any]:
+    """The outcome of a pair that did not render (in a batch of ``batch_size``): cancelled (its
+    folder untouched), or failed and recorded in its failure record where the store allows."""
+    base = _base(pair, options)
+    if isinstance(exc, stopping.Stopped):
+        return {**base, "status": "cancelled", "reason": str(exc)}
+    failure = failure_of(exc, pair.settings, device, batch_size)
+    try:
+        record = failure_record(pair, failure.reason, failure.traceback)
+        retry_transient(lambda: write_failure(options.out, pair.pair_id, record), min(options.retry_for_s, 30))
+    except Exception as write_error:  # the store itself is the problem: the reason is reported anyway
+        log.warning("could not record the failure of %s: %s", pair.pair_id, write_error)
+    return {**base, "status": "failed", "reason": failure.reason, "traceback": failure.traceback}
+
+
+def _record(
+    pair: Pair, result: RenderResult, checksums: dict[str, str], started_at: datetime, wall_s: float
+) -> RenderRecord:
+    return RenderRecord(
+        pair_id=pair.pair_id,
+        fingerprint=pair.fingerprint,
+        final=LossRow.of(result.losses[-1]),
+        wall_s=wall_s,
+        device=result.device,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        row=pair.row,
+        tags=list(pair.tags),
+        content=InputFile(uri=pair.content, sha256=checksums[pair.content]),
+        styles=[InputFile(uri=uri, sha256=checksums[uri]) for uri in pair.styles],
+        settings=result.settings,
+        precision=result.precision,
+        timings=RenderTimings(**dataclasses.asdict(result.timings), wall_s=wall_s),
+        versions={name: version(name) for name in ("stylebatch", "torch", "torchvision", "pillow")}
+        | {"python": platform.python_version()},
+    )
+
+
+def failure_record(pair: Pair, reason: str, traceback: str = "") -> FailureRecord:
+    """The failure record: enough for the gallery to place the pair and show its error."""
+    return FailureRecord(
+        pair_id=pair.pair_id,
+        row=pair.row,
+        content=InputFile(uri=pair.content),
+        styles=[InputFile(uri=uri) for uri in pair.styles],
+        tags=list(pair.tags),
+        settings=pair.settings,
+        error=reason,
+        traceback=traceback,
+    )

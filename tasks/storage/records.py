@@ -1,0 +1,244 @@
+"""What a pair leaves in its folder, as typed records; the one module that names the pair's files.
+
+``<out>/<pair_id>/`` holds:
+
+- ``result.png``: the picture;
+- ``losses.csv``: one ``LossRow`` per iteration;
+- ``settings.json``: the ``RenderRecord``: inputs with checksums, the full settings, device,
+  precision, timings, final loss terms and the fingerprint;
+- ``snapshots/NNNNN.png``: with ``snapshot_every``, the image at iteration NNNNN;
+- ``done.json``: the ``Completion``, written last: a folder without it is unfinished;
+- ``failed.json``: a ``FailureRecord``, why the last attempt failed (a later success replaces it);
+- ``lease.json``: while a run renders the pair (``tasks.storage.leases``).
+
+Folders written before the record models (no ``normalization`` or ``start_size`` in their settings)
+still read: their settings are what made them (``reference`` losses, single scale).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pandas as pd
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nst_core import Settings
+from nst_core.images import encode_image
+
+if TYPE_CHECKING:
+    from nst_core import StepInfo
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "LOSSES",
+    "RECORD",
+    "RESULT",
+    "Completion",
+    "FailureRecord",
+    "InputFile",
+    "LossRow",
+    "RecordError",
+    "RenderRecord",
+    "RenderTimings",
+    "failure_file",
+    "folder_table",
+    "pair_files",
+    "read_completion",
+    "read_failure",
+    "read_losses",
+    "read_record",
+    "snapshot_name",
+]
+
+RESULT = "result.png"
+LOSSES = "losses.csv"
+RECORD = "settings.json"
+DONE = "done.json"
+FAILED = "failed.json"
+SNAPSHOTS = "snapshots"
+M = TypeVar("M", bound=BaseModel)
+
+
+class RecordError(ValueError):
+    """A pair file that exists but does not hold a record (damaged, foreign, or cut short)."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")  # files from later versions may hold more
+
+
+class InputFile(_Record):
+    uri: str
+    sha256: str = ""  # of the bytes rendered from; empty in a failure record
+
+
+class LossRow(_Record):
+    """One iteration of the loss log: the fields of ``nst_core.StepInfo``."""
+
+    iteration: int
+    content: float  # unweighted terms
+    style: float
+    tv: float
+    total: float  # the weighted sum the optimiser minimised
+    lr: float
+    elapsed_s: float
+    level: int = 1  # multi-scale level, 1 = the smallest (older logs have no levels)
+
+    @classmethod
+    def of(cls, step: StepInfo) -> LossRow:
+        return cls(**vars(step))
+
+    def weighted(self, settings: Settings) -> dict[str, float]:
+        """The terms as they enter the total: each times its weight."""
+        return {
+            "content": settings.content_weight * self.content,
+            "style": settings.style_weight * self.style,
+            "tv": settings.tv_weight * self.tv,
+            "total": self.total,
+        }
+
+
+class RenderTimings(_Record):
+    setup_s: float
+    optimise_s: float
+    ms_per_iteration: float
+    evaluations: int
+    wall_s: float  # the whole pair: inputs, render and writing
+
+
+class Completion(_Record):
+    """``done.json``: the pair finished for these inputs and settings (``fingerprint``)."""
+
+    pair_id: str
+    fingerprint: str
+    final: LossRow
+    wall_s: float
+    device: str
+    worker: str  # host:pid of the process that rendered it
+    started_at: datetime
+    finished_at: datetime
+
+
+class RenderRecord(Completion):
+    """``settings.json``: everything needed to know how a result was made."""
+
+    row: int
+    tags: list[str] = Field(default_factory=list)
+    content: InputFile
+    styles: list[InputFile]
+    settings: Settings
+    precision: str
+    timings: RenderTimings
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class FailureRecord(_Record):
+    """``failed.json``: enough to place the pair in the gallery and say why it failed."""
+
+    pair_id: str
+    row: int
+    content: InputFile
+    styles: list[InputFile]
+    tags: list[str] = Field(default_factory=list)
+    settings: Settings
+    error: str
+    traceback: str = ""
+    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def pair_files(
+    record: RenderRecord, image: Image.Image, losses: list[LossRow], snapshots: dict[int, Image.Image]
+) -> dict[str, bytes]:
+    """A finished pair's files, in writing order: ``done.json`` last."""
+    files = {
+        RESULT: encode_image(image, RESULT),
+        LOSSES: pd.DataFrame([row.model_dump() for row in losses]).to_csv(index=False).encode(),
+        RECORD: record.model_dump_json(indent=2).encode(),
+    }
+    files |= {snapshot_name(it): encode_image(snapshot, RESULT) for it, snapshot in snapshots.items()}
+    completion = Completion.model_validate(record.model_dump(include=set(Completion.model_fields)))
+    return files | {DONE: completion.model_dump_json(indent=2).encode()}
+
+
+def failure_file(record: FailureRecord) -> bytes:
+    return record.model_dump_json(indent=2).encode()
+
+
+def snapshot_name(iteration: int) -> str:
+    return f"{SNAPSHOTS}/{iteration:05d}.png"
+
+
+def read_completion(data: bytes) -> Completion:
+    """Raises ``RecordError``."""
+    return _parse(Completion, _json(data))
+
+
+def read_record(record: bytes, done: bytes) -> RenderRecord:
+    """A finished pair's record from its ``settings.json`` and ``done.json``. Raises ``RecordError``."""
+    values = _json(done) | _json(record)  # older folders kept the final losses and times in done.json only
+    values["settings"] = _upgrade(values.get("settings"))
+    return _parse(RenderRecord, values)
+
+
+def read_failure(data: bytes) -> FailureRecord:
+    """Raises ``RecordError``."""
+    values = _json(data)
+    values["settings"] = _upgrade(values.get("settings"))
+    return _parse(FailureRecord, values)
+
+
+def read_losses(data: bytes) -> list[LossRow]:
+    """The loss log. Raises ``RecordError``."""
+    try:
+        frame = pd.read_csv(io.BytesIO(data))
+        return [LossRow.model_validate(row) for row in frame.to_dict("records")]
+    except (ValueError, ValidationError, pd.errors.ParserError) as exc:
+        raise RecordError(f"{LOSSES}: {exc}") from exc
+
+
+def folder_table() -> str:
+    """The pair folder as a Markdown table (the README holds the same one; a test keeps them equal)."""
+
+    def fields(model: type[BaseModel]) -> str:
+        return ", ".join(f"`{name}`" for name in model.model_fields)
+
+    rows = [
+        (RESULT, "the picture (PNG, RGB)"),
+        (LOSSES, f"one row per iteration (`LossRow`): {fields(LossRow)}"),
+        (RECORD, f"how it was made (`RenderRecord`): {fields(RenderRecord)}"),
+        (f"{SNAPSHOTS}/NNNNN.png", "with `snapshot_every`, the image at iteration NNNNN (at its level's size)"),
+        (DONE, f"written last; without it the folder is unfinished (`Completion`): {fields(Completion)}"),
+        (FAILED, f"why the last attempt failed; a success removes it (`FailureRecord`): {fields(FailureRecord)}"),
+    ]
+    return "\n".join(["| file | what it holds |", "|---|---|", *(f"| `{name}` | {text} |" for name, text in rows)])
+
+
+def _upgrade(settings: Any) -> Any:
+    """Settings of a folder written before normalisation and multi-scale existed mean what made them."""
+    if isinstance(settings, dict) and "normalization" not in settings:
+        return {"normalization": "reference", "start_size": 0} | settings
+    return settings
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    try:
+        values = json.loads(data)
+    except ValueError as exc:
+        raise RecordError(f"not JSON: {exc}") from exc
+    if not isinstance(values, dict):
+        raise RecordError(f"a JSON {type(values).__name__}, not a record")
+    return values
+
+
+def _parse(model: type[M], values: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise RecordError(f"not a {model.__name__} ({where}: {first['msg']})") from exc
