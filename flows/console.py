@@ -10,8 +10,9 @@ summary. Prefect's own per-task messages reach the terminal only with ``--verbos
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from rich import box
 from rich.console import Console
@@ -19,14 +20,29 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nst_core import StepInfo
 from tasks.runs import progress
-from tasks.runs.report import STATUSES
+from tasks.runs.records import Outcome, RunSummary
+from tasks.storage.records import Status
 
-__all__ = ["RunDisplay", "print_summary"]
+if TYPE_CHECKING:
+    from nst_core import RenderResult, Settings, StepInfo
+
+__all__ = ["RunDisplay", "console", "fail", "print_summary", "say", "step_text"]
 
 Verbosity = Literal["quiet", "normal", "verbose"]
 REFRESH_PER_SECOND = 2
+console = Console(stderr=True)  # everything but the summary and the paths commands print
+
+
+def say(line: str) -> None:
+    """A line on stderr, as typed (no markup, no highlighting)."""
+    console.print(line, highlight=False, markup=False)
+
+
+def fail(problem: Exception | str, code: int = 2) -> NoReturn:
+    """End the command with one line, ``error: <problem>``, and ``code``."""
+    console.print(f"[red]error:[/red] {escape(str(problem))}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 class RunDisplay(logging.Handler):
@@ -113,17 +129,17 @@ class RunDisplay(logging.Handler):
         elif isinstance(event, progress.PairEnded):
             self._pair_ended(event.outcome)
 
-    def _pair_ended(self, outcome: dict[str, Any]) -> None:
-        bar = self.running.pop(outcome["pair_id"], None)
+    def _pair_ended(self, outcome: Outcome) -> None:
+        bar = self.running.pop(outcome.pair_id, None)
         if bar is not None:
             self.bars.remove_task(bar)
         self.bars.advance(self.pairs)
-        status, where = outcome["status"], f"row {outcome['row']} {outcome['pair_id']}"
-        if status == "failed":  # with --verbose, the render task's log above held the traceback
-            self._line(f"{where}: {outcome['reason']}", logging.ERROR)
+        where = f"row {outcome.row} {outcome.pair_id}"
+        if outcome.status == Status.FAILED:  # with --verbose, the render task's log above held the traceback
+            self._line(f"{where}: {outcome.reason}", logging.ERROR)
         elif not self.live and self.verbosity != "quiet":
-            detail = f" in {outcome['wall_s']:.1f} s" if status == "rendered" else f": {outcome.get('reason', '')}"
-            self._line(f"{where}: {status}{detail}")
+            detail = f" in {outcome.wall_s:.1f} s" if outcome.status == Status.RENDERED else f": {outcome.reason}"
+            self._line(f"{where}: {outcome.status}{detail}")
 
 
 def step_text(step: StepInfo) -> str:
@@ -131,7 +147,7 @@ def step_text(step: StepInfo) -> str:
     return f"level {step.level} content {step.content:.3g} style {step.style:.3g} tv {step.tv:.3g}"
 
 
-def print_summary(summary: dict[str, Any], stdout: Console) -> None:
+def print_summary(summary: RunSummary) -> None:
     """The summary as a table on stdout: one row per pair, paths never wrapped."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column, justify in (
@@ -142,17 +158,38 @@ def print_summary(summary: dict[str, Any], stdout: Console) -> None:
         ("reason", "left"),
     ):
         table.add_column(column, justify=justify, no_wrap=True)
-    for row in summary["pairs"]:
-        time_s = f"{row['time_s']:.1f} s" if row.get("time_s") is not None else ""
-        table.add_row(str(row["row"]), row["id"], row["status"], time_s, row.get("reason") or "", style=None)
+    for row in summary.pairs:
+        time_s = f"{row.time_s:.1f} s" if row.time_s is not None else ""
+        table.add_row(str(row.row), row.id, str(row.status), time_s, row.reason, style=None)
     wide = Console(width=10_000, color_system=None)  # as wide as the table needs
     with wide.capture() as captured:
         wide.print(table, highlight=False)
-    gallery = summary["gallery"]
-    counts = ", ".join(f"{status} {summary[status]}" for status in STATUSES)
     lines = [
         *(line.rstrip() for line in captured.get().splitlines()),
-        f"gallery: {gallery.get('index') or gallery.get('error')}",
-        f"{counts} in {summary['total_s']:.1f} s; outputs in {summary['out']}",
+        f"gallery: {summary.gallery.index or summary.gallery.error}",
+        f"{summary.totals()}; outputs in {summary.out}",
     ]
-    stdout.file.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def render_with_progress(content: str, styles: list[str], settings: Settings) -> RenderResult:
+    """``nst_core.render`` with a bar: iteration, loss terms, speed (``stylebatch render-one``)."""
+    from nst_core import render
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TextColumn("{task.fields[speed]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bars:
+        task = bars.add_task("rendering", total=settings.total_iterations, losses="", speed="")
+
+        def on_step(step: StepInfo) -> None:
+            losses = f"{step_text(step)} total {step.total:.4g}"
+            speed = f"{step.iteration / step.elapsed_s:.1f} it/s"
+            bars.update(task, completed=step.iteration, losses=losses, speed=speed)
+
+        return render(content, styles, settings, on_step=on_step)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from prefect import flow, get_run_logger, unmapped
@@ -24,8 +26,9 @@ from tasks.render import build_gallery_task, check_output, load_manifest, render
 from tasks.runs import progress, stopping
 from tasks.runs.failures import failure_of
 from tasks.runs.links import Links, md_code
-from tasks.runs.options import BATCH_SIZE, EXECUTOR, LINK_EXPIRY_S, LOG_EVERY, OUT, RETRY_FOR_S, RunOptions
+from tasks.runs.options import RunOptions
 from tasks.runs.pairs import batches
+from tasks.runs.records import GalleryResult, Outcome, RunSummary
 from tasks.runs.report import (
     artifact_key,
     markdown_report,
@@ -36,8 +39,27 @@ from tasks.runs.report import (
     table_rows,
 )
 from tasks.storage.inputs import forget_run
+from tasks.storage.records import Status
 
 __all__ = ["render_manifest", "render_pairs"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _with_run_options(fn: F) -> F:
+    """``fn(manifest, defaults=None, **options)`` with one keyword parameter per ``RunOptions`` field in its
+    signature and docstring: Prefect reads a flow's parameters from them (deployments, the UI's form)."""
+    signature = inspect.signature(fn)
+    fixed = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    knobs = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info.default, annotation=info.annotation)
+        for name, info in RunOptions.model_fields.items()
+    ]
+    fn.__signature__ = signature.replace(parameters=[*fixed, *knobs])  # type: ignore[attr-defined]
+    fn.__doc__ = (fn.__doc__ or "") + "".join(
+        f"\n        {name}: {info.description}" for name, info in RunOptions.model_fields.items()
+    )
+    return fn
 
 
 def _run_name() -> str:
@@ -45,46 +67,25 @@ def _run_name() -> str:
 
 
 @flow(name="render-manifest", flow_run_name=_run_name)
-def render_manifest(
-    manifest: str,
-    out: str = OUT,
-    defaults: dict[str, Any] | None = None,
-    force: bool = False,
-    log_every: int = LOG_EVERY,
-    timeout_s: float | None = None,
-    executor: str = EXECUTOR,
-    retry_for_s: float = RETRY_FOR_S,
-    public_url: str | None = None,
-    link_expiry_s: int = LINK_EXPIRY_S,
-    batch_size: int = BATCH_SIZE,
-) -> dict[str, Any]:
+@_with_run_options
+def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **options: Any) -> RunSummary:
     """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
-
-    Args:
-        manifest: path or URI of the CSV manifest.
-        out: output root, a path or URI (``s3://bucket/prefix``).
-        defaults: settings for the manifest's blank cells (names as in ``nst_core.Settings``).
-        force: render pairs again even if finished.
-        log_every: log the loss terms every N iterations.
-        timeout_s: give up on a pair after this many seconds.
-        executor: ``local``, ``dask-local`` or ``tcp://host:port`` (see ``flows.executors``).
-        retry_for_s: retry transient storage and network errors for up to this many seconds.
-        public_url: where ``out`` is served over http(s): the artifacts' links are this + the path under ``out``.
-        link_expiry_s: without ``public_url``, links to S3 outputs are presigned for this long (at most 7 days).
-        batch_size: render up to this many pairs of one ``nst_core.batch_key`` together on one device.
 
     The run's artifacts: progress (pairs finished), a table of the pairs, a Markdown report and the contact sheets
     as images where a browser can open them (``tasks.runs.links``).
-    """
+
+    Args:
+        manifest: path or URI of the CSV manifest.
+        defaults: settings for the manifest's blank cells (names as in ``nst_core.Settings``)."""
     start = time.perf_counter()
     logger = get_run_logger()
-    links = Links(out, public_url, link_expiry_s)
-    options = RunOptions(out, str(flow_run.get_id()), timeout_s, retry_for_s, force, batch_size)
-    parsed = load_manifest(manifest, defaults, retry_for_s)
-    check_output(options)
+    run = RunOptions.of(**options)
+    run_id = str(flow_run.get_id())
+    parsed = load_manifest(manifest, defaults, run.retry_for_s)
+    check_output(run)
     for error in parsed.errors:
         logger.error("%s: %s", parsed.uri, error)
-    todo, skipped = select_pairs(parsed.pairs, out, force)
+    todo, skipped = select_pairs(parsed.pairs, run)
     bad = row_problems(parsed)
     logger.info(
         "%d pairs: %d to render, %d finished already, %d bad rows",
@@ -95,38 +96,35 @@ def render_manifest(
     )
     progress.emit(progress.RunPlanned(len(todo), bad, flow_run.get_flow_run_ui_url()))
     key = artifact_key(parsed)
-    renders = render_pairs.with_options(task_runner=task_runner(executor), flow_run_name=f"render-pairs-{key}")
+    renders = render_pairs.with_options(task_runner=task_runner(run.executor), flow_run_name=f"render-pairs-{key}")
     artifact = create_progress_artifact(0.0 if todo else 100.0, key=key, description="pairs finished")
-    outcomes = renders(todo, options, log_every, cluster_has_gpus(executor), artifact) if todo else []
-    forget_run(options.run)
+    outcomes = renders(todo, run, run_id, cluster_has_gpus(run.executor), artifact) if todo else []
+    forget_run(run_id)
     if stopping.stop_requested():
-        gallery = {"error": "not rebuilt: the run was stopped"}
+        gallery = GalleryResult(error="not rebuilt: the run was stopped")
     else:
-        gallery = build_gallery_task(out, parsed.pairs, parsed.uri)
-    summary = {**summarise(parsed, out, outcomes, skipped, time.perf_counter() - start), "gallery": gallery}
-    _publish(summary, key, links)
-    logger.info(
-        "rendered %(rendered)d, skipped %(skipped)d, failed %(failed)d, cancelled %(cancelled)d in %(total_s).1f s; "
-        "outputs in %(out)s",
-        summary,
-    )
+        gallery = build_gallery_task(run.out, parsed.pairs, parsed.uri)
+    summary = summarise(parsed, run.out, outcomes, skipped, time.perf_counter() - start)
+    summary = summary.model_copy(update={"gallery": gallery})
+    _publish(summary, key, Links.of(run))
+    logger.info("%s; outputs in %s", summary.totals(), summary.out)
     return summary
 
 
-def _publish(summary: dict[str, Any], key: str, links: Links) -> None:
+def _publish(summary: RunSummary, key: str, links: Links) -> None:
     """The pairs' table, the report and the contact sheets (where a browser opens them) on this run."""
-    manifest = md_code(summary["manifest"])
-    rows = table_rows(summary["pairs"], links)
+    manifest = md_code(summary.manifest)
+    rows = table_rows(summary.pairs, links)
     create_table_artifact(rows, key=f"{key}-pairs", description=table_description(summary))
     create_markdown_artifact(markdown_report(summary, links), key=f"{key}-report", description=f"Run of {manifest}")
-    for n, url in enumerate(sheet_urls(summary["gallery"], links), start=1):
+    for n, url in enumerate(sheet_urls(summary.gallery, links), start=1):
         create_image_artifact(url, key=f"{key}-contact-sheet-{n}", description=f"Contact sheet {n} of {manifest}")
 
 
 @flow(name="render-pairs", validate_parameters=False)
 def render_pairs(
-    pairs: list[Pair], options: RunOptions, log_every: int, gpu_resources: bool, artifact: UUID
-) -> list[dict[str, Any]]:
+    pairs: list[Pair], options: RunOptions, run_id: str, gpu_resources: bool, artifact: UUID
+) -> list[Outcome]:
     """Fan the pairs out to render tasks on this flow's task runner; one GPU each where workers have GPUs.
 
     ``artifact`` is the parent run's progress artifact (the one its UI page shows), updated as pairs end.
@@ -134,16 +132,16 @@ def render_pairs(
     with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
         if options.batch_size > 1:  # pairs of one batch key together (tasks.runs.pairs.batches)
             groups = batches(pairs, options.batch_size)
-            futures = render_batch.map(groups, options=unmapped(options), log_every=unmapped(log_every))
+            futures = render_batch.map(groups, options=unmapped(options), run_id=unmapped(run_id))
         else:
             groups = [[pair] for pair in pairs]
-            futures = render_pair.map(pairs, options=unmapped(options), log_every=unmapped(log_every))
+            futures = render_pair.map(pairs, options=unmapped(options), run_id=unmapped(run_id))
     return _collect(dict(zip(futures, groups, strict=True)), artifact)
 
 
-def _collect(futures: dict[PrefectFuture[Any], list[Pair]], artifact: UUID) -> list[dict[str, Any]]:
+def _collect(futures: dict[PrefectFuture[Any], list[Pair]], artifact: UUID) -> list[Outcome]:
     """Wait for the render tasks, updating the progress artifact as each ends; after Ctrl-C, start no more."""
-    outcomes: list[dict[str, Any]] = []
+    outcomes: list[Outcome] = []
     total = sum(len(pairs) for pairs in futures.values())
     for future in as_completed(list(futures)):
         if stopping.stop_requested():
@@ -156,18 +154,21 @@ def _collect(futures: dict[PrefectFuture[Any], list[Pair]], artifact: UUID) -> l
     return outcomes
 
 
-def _outcomes(future: PrefectFuture[Any], pairs: list[Pair]) -> list[dict[str, Any]]:
+def _outcomes(future: PrefectFuture[Any], pairs: list[Pair]) -> list[Outcome]:
     """What a render task returned for its pairs (a failed task's outcomes are its Failed state's data)."""
-    bases = [{"pair_id": pair.pair_id, "row": pair.row} for pair in pairs]
     if future.wrapped_future.cancelled():
-        return [{**base, "status": "cancelled", "reason": "not started (Ctrl-C)"} for base in bases]
+        return [_ended(pair, Status.CANCELLED, "not started (Ctrl-C)") for pair in pairs]
     try:
         outcome = future.result(raise_on_failure=False)
     except Exception as exc:  # the task could not run at all (a worker died, the API went away)
         outcome = exc
-    if isinstance(outcome, dict | list):
+    if isinstance(outcome, Outcome | list):
         return outcome if isinstance(outcome, list) else [outcome]
     reason = (
         failure_of(outcome).reason if isinstance(outcome, BaseException) else f"the render task ended with {outcome!r}"
     )
-    return [{**base, "status": "failed", "reason": reason} for base in bases]
+    return [_ended(pair, Status.FAILED, reason) for pair in pairs]
+
+
+def _ended(pair: Pair, status: Status, reason: str) -> Outcome:
+    return Outcome(pair_id=pair.pair_id, row=pair.row, status=status, reason=reason)

@@ -21,7 +21,16 @@ from nst_core.errors import (
 from nst_core.settings import Settings
 
 if TYPE_CHECKING:
-    from nst_core.rendering import BatchJob, RenderResult, StepInfo, Timings, batch_key, render, render_batch
+    from nst_core.rendering import (
+        BatchJob,
+        RenderResult,
+        StepInfo,
+        Timings,
+        batch_key,
+        group_batches,
+        render,
+        render_batch,
+    )
 
 __all__ = [
     "BatchJob",
@@ -37,11 +46,21 @@ __all__ = [
     "WeightsError",
     "WeightsNotFoundError",
     "batch_key",
+    "group_batches",
     "render",
     "render_batch",
 ]
 
-_RENDER_NAMES = {"BatchJob", "RenderResult", "StepInfo", "Timings", "batch_key", "render", "render_batch"}
+_RENDER_NAMES = {
+    "BatchJob",
+    "RenderResult",
+    "StepInfo",
+    "Timings",
+    "batch_key",
+    "group_batches",
+    "render",
+    "render_batch",
+}
 
 
 def __getattr__(name: str) -> Any:

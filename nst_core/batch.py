@@ -24,13 +24,13 @@ from nst_core.gather import Gatherer
 from nst_core.levels import (
     Level,
     blend_weights,
+    complete_terms,
     finish,
     initial_image,
     level_images,
     level_targets,
     loss_terms,
     upscaled,
-    weighted,
 )
 from nst_core.losses import LossTerms
 from nst_core.optimize import Objective, backward_together, diverged, lr_at, make_optimizer
@@ -168,7 +168,7 @@ class Batch:
         x = torch.cat([track.image for track in tracks])  # (B, 3, H, W); the gradient flows back to each image
         if self.tiler is not None and self.tiler.splits(x):
             content, style = self.tiler.losses(x, [track.level for track in tracks])
-            terms = [weighted(t.s, content[i], style[i], t.image) for i, t in enumerate(tracks)]
+            terms = [complete_terms(t.s, content[i], style[i], t.image) for i, t in enumerate(tracks)]
         else:
             with autocast(self.device, self.precision):
                 feats = self.net(x, self.layers)

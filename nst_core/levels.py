@@ -26,13 +26,13 @@ from nst_core.tiling import Tiler
 __all__ = [
     "Level",
     "blend_weights",
+    "complete_terms",
     "finish",
     "initial_image",
     "level_images",
     "level_targets",
     "loss_terms",
     "upscaled",
-    "weighted",
 ]
 
 NOISE_STD = 90 / 255  # gordicaleksa's Gaussian init: std 90 on the 0-255 scale
@@ -139,14 +139,14 @@ def loss_terms(level: Level, s: Settings, feats: dict[str, Tensor], image: Tenso
     """The loss terms of a (1, 3, H, W) ``image`` whose features are ``feats``."""
     c = content_loss(feats, level.content_targets, level.content_weights)
     st = style_loss(feats, level.grams, level.style_weights)
-    return weighted(s, c, st, image)
+    return complete_terms(s, c, st, image)
 
 
-def weighted(s: Settings, content: Tensor, style: Tensor, image: Tensor) -> LossTerms:
+def complete_terms(s: Settings, content: Tensor, style: Tensor, image: Tensor) -> LossTerms:
     """The loss terms from the content and style losses of ``image``: its total variation, the weighted total."""
     tv = tv_loss(image, s.tv_norm, s.normalization)
-    total = s.content_weight * content + s.style_weight * style + s.tv_weight * tv
-    return LossTerms(content, style, tv, total)
+    weighted_content, weighted_style, weighted_tv = s.weighted(content, style, tv)
+    return LossTerms(content, style, tv, weighted_content + weighted_style + weighted_tv)
 
 
 def finish(image: Tensor, content: Tensor, s: Settings) -> Image.Image:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TypeVar
 
 from PIL import Image
 
@@ -23,50 +24,42 @@ from nst_core.images import as_rgb, load_image, long_side_size
 from nst_core.results import BatchJob, ImageInput, RenderResult, StepInfo, Timings
 from nst_core.settings import Settings
 
+T = TypeVar("T")
+
 __all__ = [
-    "PER_IMAGE",
     "BatchJob",
     "ImageInput",
     "RenderResult",
     "StepInfo",
     "Timings",
     "batch_key",
+    "group_batches",
     "render",
     "render_batch",
 ]
 
 
-# Settings that each image of a batch may have its own: they change its targets, loss or optimiser
-# state, not the network's passes. Every other setting (the network, precision, device, memory format,
-# any setting added later) must be the same across a batch.
-PER_IMAGE = frozenset(
-    {
-        "content_layer_weights",
-        "style_layer_weights",
-        "content_weight",
-        "style_weight",
-        "tv_weight",
-        "tv_norm",
-        "style_weights",
-        "style_scale",
-        "init",
-        "lr",
-        "lr_schedule",
-        "preserve_color",
-        "seed",
-        "snapshot_every",
-        "max_pixels",
-    }
-)
-_LEVELS = frozenset({"image_size", "start_size", "level_iterations", "iterations"})  # as Settings.levels()
+def batch_key(settings: Settings) -> str:
+    """What renders must share to be optimised as one batch: every setting but those each image may have
+    its own (``Settings.names(per_image=True)``), i.e. the network (backbone, weights, pooling,
+    normalization, layers), every level's size and iterations, the optimiser, the device, precision
+    and the speed switches."""
+    shared = settings.model_dump(mode="json", exclude=Settings.names(per_image=True))
+    return json.dumps(shared, sort_keys=True)
 
 
-def batch_key(settings: Settings) -> tuple:
-    """What renders must share to be optimised as one batch: every setting but those in
-    ``PER_IMAGE``, i.e. the network (backbone, weights, pooling, normalization, layers), every
-    level's size and iterations, the optimiser, the device, precision and memory format."""
-    shared = settings.model_dump(mode="json", exclude=PER_IMAGE | _LEVELS)
-    return (json.dumps(shared, sort_keys=True), tuple(settings.levels()))
+def group_batches(items: Iterable[T], key: Callable[[T], Hashable], size: int | None = None) -> list[list[T]]:
+    """``items`` grouped by ``key``, in order of first appearance; a group of ``size`` is full, and the next
+    item of its key starts another (so a group is ordered by its first item)."""
+    filling: dict[Hashable, list[T]] = {}
+    groups: list[list[T]] = []
+    for item in items:
+        k = key(item)
+        if k not in filling or len(filling[k]) == size:
+            filling[k] = []
+            groups.append(filling[k])
+        filling[k].append(item)
+    return groups
 
 
 def render(
@@ -109,7 +102,7 @@ def render_batch(
         except Exception as exc:
             results[key] = exc
     opened_s = time.perf_counter() - start
-    for group in _groups(tracks):
+    for group in group_batches(tracks, _shape_key):
         for key, result in _render_group(group, opened_s, on_step).items():
             results[key] = result
     return results
@@ -129,13 +122,9 @@ def _open(image: ImageInput, role: str, s: Settings) -> Image.Image:
     return load_image(image, role, max_pixels=s.max_pixels) if isinstance(image, str) else as_rgb(image, role)
 
 
-def _groups(tracks: list[Track]) -> list[list[Track]]:
-    """Tracks by batch key and by their image's (width, height) at every level, in order of first appearance."""
-    groups: dict[tuple, list[Track]] = {}
-    for track in tracks:
-        shapes = tuple(long_side_size(track.content.size, size) for size, _ in track.s.levels())
-        groups.setdefault((batch_key(track.s), shapes), []).append(track)
-    return list(groups.values())
+def _shape_key(track: Track) -> tuple:
+    """A track's batch key and its image's (width, height) at every level: what a sub-batch shares."""
+    return batch_key(track.s), tuple(long_side_size(track.content.size, size) for size, _ in track.s.levels())
 
 
 def _render_group(

@@ -11,20 +11,39 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Literal
+import shlex
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from nst_core.errors import SettingsError
 from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, layer_names
 
-__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHTS", "Settings", "parse_list"]
+__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHTS", "Knob", "Settings", "parse_list"]
+
+T = TypeVar("T")  # a loss term: a float, or a tensor
 
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.04}  # Adam: gordicaleksa's 10 on the 0-255 scale, per pixel
 # Loss weights per normalization: (content, style, tv).
 DEFAULT_WEIGHTS = {"target": (1.0, 3.0, 0.1), "reference": (1e5, 3e4, 1.0)}
 INIT_MODES = ("content", "noise", "style")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Knob:
+    """What a setting is beyond its value (``Annotated`` metadata of its field; most settings are ``Knob()``)."""
+
+    per_image: bool = False  # each image of a batch may have its own (``nst_core.batch_key`` leaves it out)
+    pixels: bool = True  # it can change the picture, so it is part of a pair's fingerprint and id
+    compared: bool = True  # the gallery tells pairs apart by it
+
+
+PER_IMAGE = Knob(per_image=True)  # targets, loss weights, optimiser state: each image's own
+SPEED = Knob(pixels=False)  # how fast it runs, not what it makes: finished pairs keep their ids when it changes
+INPUT_LIMIT = Knob(per_image=True, pixels=False)  # which inputs it accepts
+PLACE = Knob(pixels=False, compared=False)  # where it runs says nothing about the picture
 _LIST_FIELDS = ("content_layers", "content_layer_weights", "style_layers", "style_layer_weights", "style_weights")
 
 
@@ -68,7 +87,7 @@ class Settings(BaseModel):
     content_layers: list[str] | None = Field(
         None, validate_default=True, description="Content layers (default: relu4_2 for VGG, fire5 for SqueezeNet)."
     )
-    content_layer_weights: list[float] | None = Field(
+    content_layer_weights: Annotated[list[float] | None, PER_IMAGE] = Field(
         None, validate_default=True, description="Weight per content layer (default: 1 each)."
     )
     style_layers: list[str] | None = Field(
@@ -77,7 +96,7 @@ class Settings(BaseModel):
         description="Style layers (default: relu1_1|relu2_1|relu3_1|relu4_1|relu5_1 for VGG, "
         "relu1|fire2|fire3|fire5|fire7 for SqueezeNet).",
     )
-    style_layer_weights: list[float] | None = Field(
+    style_layer_weights: Annotated[list[float] | None, PER_IMAGE] = Field(
         None, validate_default=True, description="Weight per style layer (default: 1 each)."
     )
     normalization: Literal["target", "reference"] = Field(
@@ -85,60 +104,70 @@ class Settings(BaseModel):
         description="target: each loss term relative to its target (scale-free: weights mean the same on any "
         "backbone and size); reference: gordicaleksa's sums on the 0-255 scale (to reproduce its numbers).",
     )
-    content_weight: float | None = Field(
+    content_weight: Annotated[float | None, PER_IMAGE] = Field(
         None, ge=0, validate_default=True, description="Weight of the content loss (default: 1; reference: 1e5)."
     )
-    style_weight: float | None = Field(
+    style_weight: Annotated[float | None, PER_IMAGE] = Field(
         None, ge=0, validate_default=True, description="Weight of the style loss (default: 3; reference: 3e4)."
     )
-    tv_weight: float | None = Field(
+    tv_weight: Annotated[float | None, PER_IMAGE] = Field(
         None,
         ge=0,
         validate_default=True,
         description="Weight of the total-variation loss (default: 0.1; reference: 1).",
     )
-    tv_norm: Literal["l1", "l2"] = Field(
+    tv_norm: Annotated[Literal["l1", "l2"], PER_IMAGE] = Field(
         "l1", description="Total variation: absolute (l1) or squared (l2) neighbour differences."
     )
-    style_weights: list[float] | None = Field(
+    style_weights: Annotated[list[float] | None, PER_IMAGE] = Field(
         None, description="Blend weights of several style images, e.g. 0.7|0.3 (default: equal)."
     )
-    style_scale: float = Field(1.0, gt=0, le=8, description="Style image size relative to the output's long side.")
-    init: str = Field("content", description="Start image: content, noise (seeded), style, or an image path/URI.")
+    style_scale: Annotated[float, PER_IMAGE] = Field(
+        1.0, gt=0, le=8, description="Style image size relative to the output's long side."
+    )
+    init: Annotated[str, PER_IMAGE] = Field(
+        "content", description="Start image: content, noise (seeded), style, or an image path/URI."
+    )
     optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="Optimiser of the image's pixels.")
-    lr: float | None = Field(
+    lr: Annotated[float | None, PER_IMAGE] = Field(
         None, gt=0, validate_default=True, description="Learning rate (default: 1.0 for lbfgs, 0.04 for adam)."
     )
-    lr_schedule: dict[int, float] = Field(
+    lr_schedule: Annotated[dict[int, float], PER_IMAGE] = Field(
         default_factory=dict,
         description="Learning-rate steps ITER:LR, e.g. 180:0.1|400:0.01 (from iteration 180 on, lr 0.1).",
     )
-    preserve_color: Literal["none", "luminance", "histogram", "yuv_style"] = Field(
+    preserve_color: Annotated[Literal["none", "luminance", "histogram", "yuv_style"], PER_IMAGE] = Field(
         "none",
         description="Colour preservation: none, luminance (keep the content's chroma), histogram (match the "
         "style's colours to the content first), yuv_style (give the style the content's U and V first).",
     )
-    seed: int = Field(0, ge=0, description="Seed of noise init; the same seed gives the same pixels on the CPU.")
-    device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, mps, cuda or cuda:N.")
+    seed: Annotated[int, PER_IMAGE] = Field(
+        0, ge=0, description="Seed of noise init; the same seed gives the same pixels on the CPU."
+    )
+    device: Annotated[str, PLACE] = Field(
+        "auto", description="auto (CUDA, then MPS, then CPU), cpu, mps, cuda or cuda:N."
+    )
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on CUDA (fp32 elsewhere).")
     channels_last: bool = Field(False, description="channels_last memory format on CUDA.")
-    cudnn_benchmark: bool = Field(
+    cudnn_benchmark: Annotated[bool, SPEED] = Field(
         False, description="cuDNN autotuning on CUDA: the fastest convolution algorithms, timed once per image shape."
     )
-    compile: bool = Field(
+    compile: Annotated[bool, SPEED] = Field(
         False,
         description="torch.compile the network (once per process and image shape: seconds to minutes); where "
         "compiling fails, the render runs without it.",
     )
-    tile_size: int = Field(
+    tile_size: Annotated[int, SPEED] = Field(
         0,
         ge=0,
         le=8192,
         description="Compute the loss and its gradient in tiles of this many pixels (rounded up to the network's "
         "stride) when the image is larger: memory then follows the tile, not the image. 0: no tiles.",
     )
-    snapshot_every: int = Field(0, ge=0, description="Keep a snapshot every N iterations (0: none).")
-    max_pixels: int = Field(
+    snapshot_every: Annotated[int, PER_IMAGE] = Field(
+        0, ge=0, description="Keep a snapshot every N iterations (0: none)."
+    )
+    max_pixels: Annotated[int, INPUT_LIMIT] = Field(
         64_000_000,
         ge=1,
         description="Refuse input images with more pixels than this (64 Mpx), read from their header before decoding.",
@@ -264,6 +293,31 @@ class Settings(BaseModel):
         """Optimisation steps over all levels."""
         return sum(iterations for _, iterations in self.levels())
 
+    def weighted(self, content: T, style: T, tv: T) -> tuple[T, T, T]:
+        """The loss terms as they enter the total (each times its weight); the total is their sum."""
+        return self.content_weight * content, self.style_weight * style, self.tv_weight * tv
+
+    @classmethod
+    def knob(cls, name: str) -> Knob:
+        return next((m for m in cls.model_fields[name].metadata if isinstance(m, Knob)), Knob())
+
+    @classmethod
+    def names(cls, **knob: bool) -> frozenset[str]:
+        """The settings whose ``Knob`` has these values, e.g. ``names(pixels=True)``."""
+        return frozenset(n for n in cls.model_fields if all(getattr(cls.knob(n), k) == v for k, v in knob.items()))
+
+    def as_cells(self) -> dict[str, str]:
+        """Each setting that has a value, as a manifest cell holds it: lists a|b, schedules 180:0.1|400:0.01,
+        on/off as true/false."""
+        return {key: _cell(value) for key, value in self.model_dump(mode="json").items() if value not in (None, {})}
+
+    def flags(self, base: Settings | None = None) -> str:
+        """The command-line flags that make these settings from ``base`` (the defaults): each setting the gallery
+        compares by whose cell differs, as ``--name value`` (on/off settings as ``--name`` and ``--no-name``)."""
+        before = (base or Settings()).as_cells()
+        changed = {k: v for k, v in self.as_cells().items() if before.get(k) != v and self.knob(k).compared}
+        return " ".join(_flag(name, value) for name, value in changed.items())
+
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Settings:
         """Validate ``values`` (strings allowed, blank = default); raise ``SettingsError``."""
@@ -272,6 +326,25 @@ class Settings(BaseModel):
             return cls.model_validate(given)
         except ValidationError as exc:
             raise SettingsError([_problem(err) for err in exc.errors()]) from None
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return "|".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, list):
+        return "|".join(map(_cell, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _flag(name: str, value: str) -> str:
+    flag = name.replace("_", "-")
+    if value in ("true", "false"):
+        return f"--{flag}" if value == "true" else f"--no-{flag}"
+    return f"--{flag} {shlex.quote(value)}"
 
 
 def _problem(err: Any) -> tuple[str, str]:

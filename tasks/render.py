@@ -1,4 +1,5 @@
-"""Prefect tasks of the pipeline: thin wrappers over plain modules."""
+"""The pipeline's Prefect tasks: thin wrappers over the plain modules of ``tasks``' wings (the only module of
+``tasks`` that imports Prefect). The flow (``flows.render_manifest``) composes them."""
 
 from __future__ import annotations
 
@@ -9,60 +10,47 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from nst_core import InputError, StepInfo, StorageError
+from nst_core import StepInfo
 from tasks.gallery.build import build_gallery
-from tasks.manifest.read import Manifest, Pair, read_manifest
+from tasks.manifest.read import Manifest, Pair
 from tasks.runs import progress
+from tasks.runs.checks import check_output_root, open_manifest
 from tasks.runs.devices import device_slot
 from tasks.runs.failures import failure_of
-from tasks.runs.options import LOG_EVERY, RunOptions
-from tasks.runs.pairs import run_batch
-from tasks.storage.folders import check_writable, finished
-from tasks.storage.retries import retry_transient
+from tasks.runs.options import RunOptions
+from tasks.runs.pairs import run_batch, unfinished
+from tasks.runs.records import GalleryResult, Outcome
+from tasks.storage.records import Status
 
 __all__ = ["build_gallery_task", "check_output", "load_manifest", "render_batch", "render_pair", "select_pairs"]
 
 
 @task(cache_policy=NO_CACHE)
 def load_manifest(manifest: str, defaults: dict[str, Any] | None, retry_for_s: float) -> Manifest:
-    """The parsed manifest; fail the run if no row of it can render (a required column missing, no rows)."""
-    parsed = retry_transient(lambda: read_manifest(manifest, defaults), retry_for_s)
-    if parsed.unusable is not None:
-        raise InputError(parsed.unusable)
-    return parsed
+    """The parsed manifest; the run fails if no row of it can render (a required column missing, no rows)."""
+    return open_manifest(manifest, defaults, retry_for_s)
 
 
 @task(cache_policy=NO_CACHE)
 def check_output(options: RunOptions) -> None:
     """Fail the run before any render if the output root cannot be written."""
-    retry_transient(lambda: check_writable(options.out), options.retry_for_s)
+    check_output_root(options.out, options.retry_for_s)
 
 
 @task(cache_policy=NO_CACHE)
-def select_pairs(pairs: list[Pair], out: str, force: bool) -> tuple[list[Pair], list[Pair]]:
-    """(to render, already finished): finished pairs are skipped unless ``force``; no model is loaded.
-
-    A pair whose marker cannot be read now is handed to its render task, which reports why.
-    """
-    finished_pairs = [] if force else [p for p in pairs if _finished(out, p)]
-    return [p for p in pairs if p not in finished_pairs], finished_pairs
-
-
-def _finished(out: str, pair: Pair) -> bool:
-    try:
-        return finished(out, pair.pair_id, pair.fingerprint)
-    except StorageError:
-        return False
+def select_pairs(pairs: list[Pair], options: RunOptions) -> tuple[list[Pair], list[Pair]]:
+    """(to render, finished already): no model is loaded for a finished pair."""
+    return unfinished(pairs, options)
 
 
 # No Prefect retries: storage errors are retried where they happen (tasks.storage.retries), so a flaky write
 # never renders a pair again, and a pair's own failure is its outcome, not an exception.
 @task(task_run_name="render-{pair.pair_id}", cache_policy=NO_CACHE)
-def render_pair(pair: Pair, options: RunOptions, log_every: int = LOG_EVERY) -> dict[str, Any] | State:
+def render_pair(pair: Pair, options: RunOptions, run_id: str) -> Outcome | State:
     """Render one pair on a free GPU (or the CPU); a failed pair ends as a Failed task run with its reason."""
-    [outcome] = _render_on_a_device([pair], options, log_every)
-    if outcome["status"] == "failed":  # the UI shows the reason as the state's message, the traceback as a log
-        return Failed(message=outcome["reason"], data=_without_traceback(outcome))
+    [outcome] = _render_on_a_device([pair], options, run_id)
+    if outcome.status == Status.FAILED:  # the UI shows the reason as the state's message, the traceback as a log
+        return Failed(message=outcome.reason, data=outcome)
     return outcome
 
 
@@ -72,29 +60,30 @@ def _batch_name(parameters: dict[str, Any]) -> str:
 
 
 @task(task_run_name=_batch_name, cache_policy=NO_CACHE)
-def render_batch(pairs: list[Pair], options: RunOptions, log_every: int = LOG_EVERY) -> list[dict[str, Any]] | State:
+def render_batch(pairs: list[Pair], options: RunOptions, run_id: str) -> list[Outcome] | State:
     """Render pairs of one batch key together on a free GPU (or the CPU): one outcome per pair, as
     ``render_pair``'s; a batch with a failed pair ends as a Failed task run naming it."""
-    outcomes = [_without_traceback(outcome) for outcome in _render_on_a_device(pairs, options, log_every)]
-    failed = [f"{outcome['pair_id']}: {outcome['reason']}" for outcome in outcomes if outcome["status"] == "failed"]
+    outcomes = _render_on_a_device(pairs, options, run_id)
+    failed = [f"{outcome.pair_id}: {outcome.reason}" for outcome in outcomes if outcome.status == Status.FAILED]
     if failed:
         return Failed(message=f"{len(failed)} of {len(pairs)} pairs failed; {'; '.join(failed)}", data=outcomes)
     return outcomes
 
 
-def _render_on_a_device(pairs: list[Pair], options: RunOptions, log_every: int) -> list[dict[str, Any]]:
-    """``run_batch`` on a free GPU (or the CPU), with progress events and the loss terms in the task's log."""
+def _render_on_a_device(pairs: list[Pair], options: RunOptions, run_id: str) -> list[Outcome]:
+    """``run_batch`` on a free GPU (or the CPU), with progress events and the loss terms in the task's log; the
+    outcomes without their tracebacks (state data stays small: the log and the failure records have them)."""
     logger = get_run_logger()
     who = {pair.pair_id: f"{pair.pair_id}: " if len(pairs) > 1 else "" for pair in pairs}  # a batch's log names them
-    steps = [_step_logger(pair, log_every, logger, who[pair.pair_id]) for pair in pairs]
+    steps = [_step_logger(pair, options.log_every, logger, who[pair.pair_id]) for pair in pairs]
     with device_slot() as device:
         for pair in pairs:
             progress.emit(progress.PairStarted(pair.pair_id, pair.row, pair.settings.total_iterations))
-        outcomes = run_batch(pairs, options, device, lambda index, step: steps[index](step))
+        outcomes = run_batch(pairs, options, device, lambda index, step: steps[index](step), run_id)
     for outcome in outcomes:
-        if outcome["status"] == "failed":
-            logger.error("%s%s\n%s", who[outcome["pair_id"]], outcome["reason"], outcome["traceback"])
-    return outcomes
+        if outcome.status == Status.FAILED:
+            logger.error("%s%s\n%s", who[outcome.pair_id], outcome.reason, outcome.traceback)
+    return [outcome.model_copy(update={"traceback": ""}) for outcome in outcomes]
 
 
 def _step_logger(pair: Pair, log_every: int, logger: Any, prefix: str) -> Callable[[StepInfo], None]:
@@ -119,16 +108,11 @@ def _step_logger(pair: Pair, log_every: int, logger: Any, prefix: str) -> Callab
     return on_step
 
 
-def _without_traceback(outcome: dict[str, Any]) -> dict[str, Any]:
-    """The outcome as state data: small (the traceback is in the log and the failure record)."""
-    return {k: v for k, v in outcome.items() if k != "traceback"}
-
-
 @task(name="build-gallery", cache_policy=NO_CACHE)
-def build_gallery_task(out: str, pairs: list[Pair], manifest: str) -> dict[str, Any]:
+def build_gallery_task(out: str, pairs: list[Pair], manifest: str) -> GalleryResult:
     """Write ``<out>/gallery/`` of the run's pairs (``manifest``'s); say why not instead of failing the run."""
     try:
         return build_gallery(out, pairs, manifest)
     except Exception as exc:  # the store went away, a bug: the summary and artifacts still matter more
         get_run_logger().warning("the gallery could not be built: %s", failure_of(exc).reason)
-        return {"error": failure_of(exc).reason}
+        return GalleryResult(error=failure_of(exc).reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.cli import markdown_settings_table
+from flows.flags import markdown_settings_table
 from nst_core import Settings
 from tasks.storage.records import folder_table
 

@@ -14,42 +14,41 @@ bucket) and no script at all.
 from __future__ import annotations
 
 import posixpath
-import shlex
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import fsspec
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from nst_core import Settings
 from tasks.gallery.chart import loss_chart
-from tasks.gallery.entries import Entry, read_entries, settings_text
+from tasks.gallery.entries import Entry, read_entries
 from tasks.gallery.images import Store, contact_sheets, input_images, result_thumbnails
 from tasks.gallery.layout import NEIGHBOURS, Layout, arrange, input_name, neighbours, page_of
-from tasks.manifest.read import GALLERY, Pair, manifest_name
-from tasks.storage.records import RESULT
+from tasks.manifest.read import Pair, manifest_name
+from tasks.runs.records import GalleryResult
+from tasks.storage.records import RESULT, Status
+from tasks.storage.root import OutputRoot
 
-__all__ = ["GALLERY", "build_gallery"]
+__all__ = ["build_gallery"]
+
+SHOWN = (Status.RENDERED, Status.FAILED, Status.PENDING)  # where a pair stands, as the gallery counts it
 
 _ENV = Environment(loader=PackageLoader("tasks.gallery", "templates"), autoescape=select_autoescape(default=True))
-STATUSES = ("rendered", "failed", "pending")
 
 
-def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | None = None) -> dict[str, Any]:
+def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | None = None) -> GalleryResult:
     """Write ``<out>/gallery/`` of every pair under ``out``, or of ``pairs`` (``manifest``'s) in order;
     return where the index and the contact sheets are, what they show, and notes for the user."""
-    fs, root = fsspec.url_to_fs(out)
-    root = root.rstrip("/")
-    gallery = f"{root}/{GALLERY}"
+    root = OutputRoot.open(out)
+    gallery = root.gallery()
     entries = read_entries(out, pairs)
     layout = arrange(entries)
-    store = Store(fs)
-    thumbs = result_thumbnails(store, root, gallery, entries)
+    store = Store(root.fs)
+    thumbs = result_thumbnails(store, root.path, gallery, entries)
     inputs = input_images(store, gallery, entries)
-    counts = {s: sum(e.status == s for e in entries) for s in STATUSES}
-    title = manifest_name(manifest) if manifest else posixpath.basename(root) or root
+    counts = {s: sum(e.status == s for e in entries) for s in SHOWN}
+    title = manifest_name(manifest) if manifest else posixpath.basename(root.path) or root.path
     heading = f"{title} · {datetime.now(UTC):%Y-%m-%d} · " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     sheets = contact_sheets(store, gallery, layout, heading, thumbs, inputs)
     page = {"title": title, "layout": layout, "thumbs": thumbs, "inputs": inputs, "name": input_name}
@@ -69,15 +68,14 @@ def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | Non
     for entry in entries:
         files[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, page, cards, contents, styles)
     store.put({path: text.encode() for path, text in files.items()})
-    prefix = out.rstrip("/") + f"/{GALLERY}"
-    return {
-        "index": f"{prefix}/index.html",
-        "contact_sheets": [f"{prefix}/{sheet}" for sheet in sheets],
-        "pairs": len(entries),
-        "contents": len(contents),
-        "styles": len(styles),
-        "notes": [f"{e.pair_id} (pending): {e.note}" for e in entries if e.note],
-    }
+    return GalleryResult(
+        index=root.gallery_uri("index.html"),
+        contact_sheets=[root.gallery_uri(sheet) for sheet in sheets],
+        pairs=len(entries),
+        contents=len(contents),
+        styles=len(styles),
+        notes=[f"{e.pair_id} (pending): {e.note}" for e in entries if e.note],
+    )
 
 
 def _cards(entries: list[Entry], layout: Layout, thumbs: dict[str, str]) -> dict[str, dict[str, Markup]]:
@@ -111,8 +109,8 @@ def _detail_page(
         e=entry,
         record=entry.record,
         final=record.final.weighted(settings) if record and settings else None,
-        settings=settings_text(settings) if settings else {},
-        flags=_flags(settings) if settings else "",
+        settings=settings.as_cells() if settings else {},
+        flags=settings.flags() if settings else "",
         chart=loss_chart(entry.losses, settings) if entry.losses and settings else None,
         result=f"../../{quote(entry.pair_id, safe='')}/{RESULT}" if record else None,
         neighbours={
@@ -123,20 +121,6 @@ def _detail_page(
         content_page=contents[entry.content],
         style_page=styles[entry.column],
     )
-
-
-def _flags(settings: Settings) -> str:
-    """The command-line flags that give these settings: every one off its default (device aside)."""
-    defaults = settings_text(Settings())
-    changed = {k: v for k, v in settings_text(settings).items() if defaults.get(k) != v and k != "device"}
-    return " ".join(_flag(k, v) for k, v in changed.items())
-
-
-def _flag(name: str, value: str) -> str:
-    flag = name.replace("_", "-")
-    if value in ("true", "false"):  # on/off settings are --name and --no-name
-        return f"--{flag}" if value == "true" else f"--no-{flag}"
-    return f"--{flag} {shlex.quote(value)}"
 
 
 def _render(template: str, **context: Any) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nst_core import Settings
-from tasks.storage.records import LossRow
+
+if TYPE_CHECKING:
+    from tasks.storage.records import LossRow
 
 __all__ = ["Chart", "loss_chart"]
 

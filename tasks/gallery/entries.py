@@ -5,13 +5,10 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import fsspec
-
 from nst_core import Settings
-from tasks.manifest.read import GALLERY, Pair
 from tasks.storage.records import (
     DONE,
     FAILED,
@@ -21,12 +18,17 @@ from tasks.storage.records import (
     LossRow,
     RecordError,
     RenderRecord,
+    Status,
     read_failure,
     read_losses,
     read_record,
 )
+from tasks.storage.root import GALLERY, OutputRoot
 
-__all__ = ["Entry", "read_entries", "settings_text"]
+if TYPE_CHECKING:
+    from tasks.manifest.read import Pair
+
+__all__ = ["Entry", "read_entries"]
 
 _FILES = (RECORD, DONE, FAILED, LOSSES)
 
@@ -36,7 +38,7 @@ class Entry:
     """One pair as the gallery sees it."""
 
     pair_id: str
-    status: str  # rendered, failed or pending
+    status: Status  # rendered, failed or pending
     content: str
     styles: tuple[str, ...]
     settings: Settings | None = None  # None: a pending pair the gallery knows by id only
@@ -76,16 +78,16 @@ def read_entries(out: str, pairs: list[Pair] | None = None) -> list[Entry]:
     for pair in pairs:
         entry = found.get(pair.pair_id)
         if entry is None:
-            entry = Entry(pair.pair_id, "pending", pair.content, pair.styles, pair.settings)
+            entry = Entry(pair.pair_id, Status.PENDING, pair.content, pair.styles, pair.settings)
             entry.note = _other_settings(pair, others)
         entries.append(entry)
     return entries
 
 
 def _found(out: str) -> dict[str, Entry]:
-    fs, root = fsspec.url_to_fs(out)
-    root = root.rstrip("/")
-    folders = [p for p in fs.ls(root, detail=False) if _is_pair_folder(fs, p)] if fs.exists(root) else []
+    root = OutputRoot.open(out)
+    fs = root.fs
+    folders = [p for p in fs.ls(root.path, detail=False) if _is_pair_folder(fs, p)] if fs.exists(root.path) else []
     blobs = fs.cat([f"{f}/{n}" for f in folders for n in _FILES], on_error="omit") if folders else {}
     entries = (_entry(posixpath.basename(f), {n: blobs.get(f"{f}/{n}") for n in _FILES}) for f in folders)
     return {entry.pair_id: entry for entry in entries if entry is not None}
@@ -109,10 +111,10 @@ def _entry(pair_id: str, blobs: dict[str, bytes | None]) -> Entry | None:
             return None
     except RecordError:
         return None
-    status = "rendered" if isinstance(record, RenderRecord) else "failed"
+    status = Status.RENDERED if isinstance(record, RenderRecord) else Status.FAILED
     styles = tuple(s.uri for s in record.styles)
     entry = Entry(pair_id, status, record.content.uri, styles, record.settings, record)
-    if status == "rendered" and blobs[LOSSES]:
+    if status == Status.RENDERED and blobs[LOSSES]:
         with contextlib.suppress(RecordError):
             entry.losses = read_losses(blobs[LOSSES])
     return entry
@@ -127,25 +129,7 @@ def _other_settings(pair: Pair, others: list[Entry]) -> str:
     ]
     if len(same) != 1 or same[0].settings is None:
         return ""
-    theirs, ours = settings_text(same[0].settings), settings_text(pair.settings)
-    flags = [f"--{k.replace('_', '-')} {v}" for k, v in theirs.items() if ours.get(k) != v and k != "device"]
+    flags = same[0].settings.flags(pair.settings)
     if not flags:  # made by another version whose ids hashed other settings: no flag would match
         return ""
-    return f"{same[0].pair_id} rendered this row with other settings: pass {' '.join(flags)} to show it"
-
-
-def settings_text(settings: Settings) -> dict[str, str]:
-    """Each setting that has a value, as written in a manifest cell: lists as a|b, schedules as 180:0.1|400:0.01."""
-    return {key: _cell(value) for key, value in settings.model_dump(mode="json").items() if value not in (None, {})}
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, dict):
-        return "|".join(f"{k}:{v}" for k, v in value.items())
-    if isinstance(value, list):
-        return "|".join(map(_cell, value))
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return f"{same[0].pair_id} rendered this row with other settings: pass {flags} to show it"

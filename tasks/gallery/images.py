@@ -6,15 +6,17 @@ import hashlib
 import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from nst_core.images import decode_image, read_bytes
-from tasks.gallery.entries import Entry
-from tasks.gallery.layout import Axis, Layout
-from tasks.storage.folders import pipe_files
 from tasks.storage.records import RESULT, InputFile
+from tasks.storage.root import put_files
+
+if TYPE_CHECKING:
+    from tasks.gallery.entries import Entry
+    from tasks.gallery.layout import Axis, Layout
 
 __all__ = ["CONTACT_SHEET", "Store", "contact_sheets", "input_images", "result_thumbnails"]
 
@@ -221,7 +223,7 @@ class Store:
         for folder in {path.rsplit("/", 1)[0] for path in files}:
             self.fs.makedirs(folder, exist_ok=True)
         if files:
-            pipe_files(self.fs, files)  # with their Content-Type on S3, so that browsers show them
+            put_files(self.fs, files)  # with their Content-Type on S3, so that browsers show them
             self.written.update(files)
 
     def cat(self, paths: list[str]) -> dict[str, bytes]:

@@ -15,16 +15,17 @@ import hashlib
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from nst_core import Settings
-from tasks.gallery.entries import Entry, settings_text
+
+if TYPE_CHECKING:
+    from tasks.gallery.entries import Entry
 
 __all__ = ["NEIGHBOURS", "Axis", "Layout", "arrange", "input_name", "neighbours", "page_of"]
 
 HEADLINE = ("backbone", "image_size", "iterations", "optimizer")  # shared settings always named in the header
-_IGNORED = {"device"}  # where a pair ran says nothing about its picture
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Layout:
     @property
     def headline(self) -> dict[str, str]:
         """The shared settings worth a header line: the main ones and every one off its default."""
-        defaults = settings_text(Settings())
+        defaults = Settings().as_cells()
         return {k: v for k, v in self.shared.items() if k in HEADLINE or defaults.get(k) != v}
 
     def describe(self, entry: Entry) -> str:
@@ -146,8 +147,8 @@ def page_of(kind: str, key: str) -> str:
 
 
 def _text(entry: Entry) -> dict[str, str]:
-    text = settings_text(entry.settings) if entry.settings else {}
-    return {k: v for k, v in text.items() if k not in _IGNORED}
+    text = entry.settings.as_cells() if entry.settings else {}
+    return {k: v for k, v in text.items() if Settings.knob(k).compared}
 
 
 def _shared(texts: Iterable[dict[str, str]]) -> dict[str, str]:

@@ -16,15 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import fsspec
-
 from nst_core.io_errors import storage_error
-from tasks.manifest.read import GALLERY
 from tasks.runs.options import GALLERY_PORT
+from tasks.storage.root import INDEX, OutputRoot
 
-__all__ = ["INDEX", "gallery_server"]
+__all__ = ["gallery_server"]
 
-INDEX = f"{GALLERY}/index.html"
 _CHUNK = 1 << 20
 
 
@@ -34,8 +31,8 @@ def gallery_server(out: str, port: int = GALLERY_PORT) -> ThreadingHTTPServer:
     Raises:
         OSError: the port cannot be bound (in use ...).
     """
-    fs, root = fsspec.url_to_fs(out)
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_Handler, fs, root.rstrip("/"), out))
+    root = OutputRoot.open(out)
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_Handler, root.fs, root.path, out))
     server.daemon_threads = True  # a browser's open connections do not hold up Ctrl-C
     return server
 

@@ -13,17 +13,16 @@ import csv
 import io
 import itertools
 import os
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 from nst_core import InputError, Settings, SettingsError
 from nst_core.io_errors import storage_error
 from tasks.manifest.read import FILE_SETTINGS, IMAGE_SUFFIXES, Pair, is_file_reference
+from tasks.storage.root import write_file
 
 __all__ = ["LIST_SETTINGS", "cross_manifest", "parse_sweeps", "write_manifest"]
 
@@ -129,24 +128,13 @@ def _list_images(folder: str) -> Iterable[str]:
 
 
 def write_manifest(uri: str, text: str) -> None:
-    """Write ``text`` to ``uri`` whole or not at all: a local file is written beside it, then renamed.
+    """Write ``text`` to ``uri`` whole or not at all (``tasks.storage.root.write_file``).
 
     Raises:
         StorageError: ``uri`` cannot be written.
     """
     fs, path = fsspec.url_to_fs(uri)
     try:
-        if not isinstance(fs, LocalFileSystem):
-            fs.pipe_file(path, text.encode())  # one PUT: atomic on an object store
-            return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        staged = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(staged, "x", encoding="utf-8", newline="") as file:
-                file.write(text)
-            os.replace(staged, path)
-        finally:
-            if os.path.exists(staged):
-                os.unlink(staged)
+        write_file(fs, path, text.encode())
     except Exception as exc:
         raise storage_error(exc, "manifest", uri) from exc

@@ -23,6 +23,7 @@ from nst_core import InputError, Settings, SettingsError
 from nst_core.images import read_bytes
 from nst_core.networks import RANDOM_WEIGHTS
 from nst_core.settings import INIT_MODES, parse_list
+from tasks.storage.root import GALLERY
 
 __all__ = [
     "FILE_SETTINGS",
@@ -41,7 +42,6 @@ FILE_SETTINGS = ("init", "weights")  # settings that may name a file, relative t
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 HEADER = 1  # the header's line: its errors are missing required columns
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
-GALLERY = "gallery"  # the output root's folder for the gallery: no pair may take it
 _EXTRA = "\0extra"  # csv.DictReader's key for fields beyond the header
 
 
@@ -65,12 +65,35 @@ class Pair:
 
 @dataclass(frozen=True)
 class RowError:
-    row: int  # line in the manifest; 1 is the header
+    """A problem of a manifest row, or one that several rows share (``validate`` reports those once)."""
+
+    rows: tuple[int, ...]  # lines in the manifest; 1 is the header
     column: str
     reason: str
 
+    @classmethod
+    def at(cls, row: int, column: str, reason: str) -> RowError:
+        return cls((row,), column, reason)
+
+    @property
+    def row(self) -> int:
+        """The (first) row."""
+        return self.rows[0]
+
     def __str__(self) -> str:
-        return f"row {self.row}, column {self.column}: {self.reason}"
+        return f"{_rows(self.rows)}, column {self.column}: {self.reason}"
+
+
+def _rows(rows: tuple[int, ...]) -> str:
+    """``row 3`` or ``rows 2-4, 7``."""
+    spans: list[list[int]] = []
+    for row in rows:
+        if spans and row == spans[-1][1] + 1:
+            spans[-1][1] = row
+        else:
+            spans.append([row, row])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"{'rows' if len(rows) > 1 else 'row'} {text}"
 
 
 @dataclass(frozen=True)
@@ -131,7 +154,7 @@ def _read(uri: str, reader: csv.DictReader, header: list[str], defaults: Mapping
     reader.fieldnames = header
     missing = [column for column in REQUIRED if column not in header]
     if missing:
-        return Manifest(uri, [], [RowError(HEADER, column, "required column is missing") for column in missing])
+        return Manifest(uri, [], [RowError.at(HEADER, column, "required column is missing") for column in missing])
     base = _folder(uri)
     pairs, errors, rejected = [], [], []
     for record in reader:
@@ -147,15 +170,17 @@ def _parse_row(
     row: int, record: dict[str, Any], base: str, defaults: Mapping[str, Any]
 ) -> tuple[Pair | None, list[RowError]]:
     """The row's pair (None only if its inputs or settings cannot be made out) and all its problems."""
-    errors = [RowError(row, "(row)", f"{len(record[_EXTRA])} more fields than the header")] if _EXTRA in record else []
+    errors = (
+        [RowError.at(row, "(row)", f"{len(record[_EXTRA])} more fields than the header")] if _EXTRA in record else []
+    )
     cells = {k: v.strip() for k, v in record.items() if k != _EXTRA and v is not None}
     for column in FILE_SETTINGS:  # file references in setting cells are relative to the manifest too
         if is_file_reference(cells.get(column, "")):
             cells[column] = _resolve(cells[column], base)
     errors += [
-        RowError(row, k, "missing: the row has fewer fields than the header") for k, v in record.items() if v is None
+        RowError.at(row, k, "missing: the row has fewer fields than the header") for k, v in record.items() if v is None
     ]
-    errors += [RowError(row, k, "required") for k in REQUIRED if k in cells and not cells[k]]
+    errors += [RowError.at(row, k, "required") for k in REQUIRED if k in cells and not cells[k]]
     errors += [_unknown_column(row, k) for k, v in cells.items() if k not in COLUMNS and v]
     settings, problems = _row_settings(row, cells, defaults)
     errors += problems
@@ -164,13 +189,17 @@ def _parse_row(
     # Paths and URIs may contain commas: only "|" separates styles.
     content, styles = _resolve(cells["content"], base), tuple(_resolve(s, base) for s in _split(cells["style"]))
     if settings.style_weights is not None and len(settings.style_weights) != len(styles):
-        errors.append(RowError(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles"))
+        errors.append(
+            RowError.at(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles")
+        )
     pair = Pair("", row, content, styles, settings, tuple(parse_list(cells.get("tags", ""))))
     user_id = cells.get("id", "")
     if user_id == GALLERY:
-        errors.append(RowError(row, "id", f"{GALLERY!r} is reserved for the gallery folder"))
+        errors.append(RowError.at(row, "id", f"{GALLERY!r} is reserved for the gallery folder"))
     elif user_id and not SAFE_ID.match(user_id):
-        errors.append(RowError(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'"))
+        errors.append(
+            RowError.at(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'")
+        )
     return _with_id(pair, user_id if user_id and not errors else _auto_id(pair)), errors
 
 
@@ -183,7 +212,7 @@ def _row_settings(
         return Settings.from_values({**defaults, **given}), []
     except SettingsError as exc:
         problems = exc.problems
-    errors = [RowError(row, name, reason) for name, reason in problems]
+    errors = [RowError.at(row, name, reason) for name, reason in problems]
     try:
         good = {k: v for k, v in given.items() if k not in {name for name, _ in problems}}
         return Settings.from_values({**defaults, **good}), errors
@@ -193,7 +222,7 @@ def _row_settings(
 
 def _unknown_column(row: int, column: str) -> RowError:
     close = get_close_matches(column, COLUMNS, n=1)
-    return RowError(row, column, "unknown setting" + (f"; did you mean {close[0]!r}?" if close else ""))
+    return RowError.at(row, column, "unknown setting" + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 def _drop_duplicates(pairs: list[Pair], errors: list[RowError]) -> tuple[list[Pair], list[Pair]]:
@@ -202,7 +231,7 @@ def _drop_duplicates(pairs: list[Pair], errors: list[RowError]) -> tuple[list[Pa
     kept, duplicates = [], []
     for pair in pairs:
         if pair.pair_id in first:
-            errors.append(RowError(pair.row, "id", f"duplicate id {pair.pair_id!r} (row {first[pair.pair_id]})"))
+            errors.append(RowError.at(pair.row, "id", f"duplicate id {pair.pair_id!r} (row {first[pair.pair_id]})"))
             duplicates.append(pair)
         else:
             first[pair.pair_id] = pair.row
@@ -220,13 +249,10 @@ def _auto_id(pair: Pair) -> str:
     return f"{slug[:80]}-{pair.fingerprint[:8]}"
 
 
-# Where and how fast it runs, and the input size limit, do not change the result: a new speed switch must go
-# here, or every finished pair would get a new id (channels_last predates this rule and stays in, for that reason).
-NOT_PIXELS = frozenset({"device", "max_pixels", "cudnn_benchmark", "compile", "tile_size"})
-
-
 def _pixel_settings(settings: Settings) -> dict[str, Any]:
-    return settings.model_dump(mode="json", exclude=set(NOT_PIXELS))
+    """The settings that can change the picture (``Knob.pixels``; channels_last predates the knobs, and stays
+    in, so that finished pairs keep their ids)."""
+    return settings.model_dump(mode="json", include=Settings.names(pixels=True))
 
 
 def _slug(text: str) -> str:

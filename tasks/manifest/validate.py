@@ -4,7 +4,7 @@ Every row's settings; each input read and decoded once, however many rows use it
 inputs may be remote); each content and style image's size at every level of its row's render
 (``nst_core.checks``); the device; each distinct weights value once: a file must hold a state dict
 that fits its backbone, ``imagenet`` must be in the Torch hub cache or its download host must
-answer. Problems that several rows share are reported once, with the list of rows.
+answer. RowErrors that several rows share are reported once, with the list of rows.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sys
 import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from nst_core import NstError, StorageError
 from nst_core.checks import Size, size_problem
@@ -21,25 +20,15 @@ from nst_core.images import decode_image, read_bytes
 from nst_core.io_errors import describe
 from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 from nst_core.settings import INIT_MODES
-from tasks.manifest.read import Manifest, Pair
+from tasks.manifest.read import Manifest, Pair, RowError
 from tasks.runs.devices import gpu_count
 
-__all__ = ["Problem", "check_weights", "validate"]
+__all__ = ["check_weights", "validate"]
 
 DOWNLOAD_CHECK_TIMEOUT_S = 10
 
 
-@dataclass(frozen=True)
-class Problem:
-    rows: tuple[int, ...]  # lines in the manifest; 1 is the header
-    column: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{_rows(self.rows)}, column {self.column}: {self.reason}"
-
-
-def validate(manifest: Manifest) -> list[Problem]:
+def validate(manifest: Manifest) -> list[RowError]:
     """Every problem of ``manifest``, in file order; problems shared by rows once, with their rows."""
     found: dict[tuple[str, str], list[int]] = {}
     for error in manifest.errors:
@@ -57,7 +46,7 @@ def validate(manifest: Manifest) -> list[Problem]:
     for pair in pairs:
         if (reason := _device_problem(pair.settings.device)) is not None:
             found.setdefault(("device", reason), []).append(pair.row)
-    problems = [Problem(tuple(sorted(set(rows))), column, reason) for (column, reason), rows in found.items()]
+    problems = [RowError(tuple(sorted(set(rows))), column, reason) for (column, reason), rows in found.items()]
     return sorted(problems, key=lambda p: p.rows[0])  # stable: within a row, settings first, then inputs
 
 
@@ -142,15 +131,3 @@ def _check_imagenet(backbone: str) -> str | None:
             f"weights imagenet: {cached.name} is not in the Torch hub cache ({cached.parent}) and cannot be "
             f"downloaded from {url}: {cause}. Copy the file there, or give --weights PATH_OR_URI"
         )
-
-
-def _rows(rows: tuple[int, ...]) -> str:
-    """``row 3`` or ``rows 2-4, 7``."""
-    spans: list[list[int]] = []
-    for row in rows:
-        if spans and row == spans[-1][1] + 1:
-            spans[-1][1] = row
-        else:
-            spans.append([row, row])
-    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-    return f"{'rows' if len(rows) > 1 else 'row'} {text}"

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import fsspec
 
-from tasks.runs.options import LINK_EXPIRY_S, MAX_LINK_EXPIRY_S
-from tasks.storage.folders import is_s3
+from tasks.runs.options import MAX_LINK_EXPIRY_S, RunOptions
+from tasks.storage.root import is_s3
 
-__all__ = ["Links", "check_link_options", "md_code", "md_escape", "md_image", "md_link"]
+__all__ = ["Links", "md_code", "md_escape", "md_image", "md_link"]
 
 log = logging.getLogger(__name__)
 _HTTP = ("http://", "https://")
@@ -26,25 +26,18 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&:])")
 _URL_SAFE = "/:?#[]@!$&'*+,;=%-._~"  # RFC 3986's reserved and unreserved characters, less ( and )
 
 
-def check_link_options(public_url: str | None, expiry_s: int) -> None:
-    """Raises: ValueError naming the option and what is wrong with it."""
-    parts = urlsplit(public_url or "")
-    if public_url is not None and not (parts.scheme in ("http", "https") and parts.netloc):
-        raise ValueError(f"public_url: must be an http:// or https:// URL, not {public_url!r}")
-    if not 1 <= expiry_s <= MAX_LINK_EXPIRY_S:
-        raise ValueError(f"link_expiry_s: must be 1 to {MAX_LINK_EXPIRY_S} s (7 days, S3's longest), not {expiry_s}")
-
-
 @dataclass(frozen=True)
 class Links:
     """Where a browser opens the files under the output root ``out``."""
 
     out: str
     public_url: str | None = None  # where ``out`` is served, e.g. https://renders.example.com/nightly
-    expiry_s: int = LINK_EXPIRY_S  # how long presigned URLs work
+    expiry_s: int = MAX_LINK_EXPIRY_S  # how long presigned URLs work
 
-    def __post_init__(self) -> None:
-        check_link_options(self.public_url, self.expiry_s)
+    @classmethod
+    def of(cls, options: RunOptions) -> Links:
+        """The links of a run (its options are validated: ``RunOptions``)."""
+        return cls(options.out, options.public_url, options.link_expiry_s)
 
     def relative(self, uri: str) -> str:
         """``uri``'s path under the output root (``uri`` itself if it is elsewhere)."""

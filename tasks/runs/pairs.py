@@ -1,7 +1,7 @@
 """Manifest pairs from start to end: lease, inputs, render, outputs; the body of the render tasks.
 
 Pairs of one batch (``run_batch``) are rendered together by ``nst_core.render_batch``; everything
-else is each pair's own: its lease, its inputs, its outcome, its failure record, its outputs
+else is each pair's own: its lease, its inputs, its ``Outcome``, its failure record, its outputs
 written and marked done on their own. ``run_pair`` is a batch of one. Whatever goes wrong with one
 pair (its inputs, settings, weights, storage, the render itself) becomes that pair's outcome with
 a one-line reason, and its failure record; nothing here ends the run. A pair stopped by Ctrl-C or
@@ -20,23 +20,33 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Any
 
 from PIL import Image
 
-from nst_core import BatchJob, RenderResult, StepInfo, StorageError, batch_key, render_batch
-from nst_core.images import decode_image
+from nst_core import BatchJob, RenderResult, StepInfo, StorageError, batch_key, group_batches, render_batch
+from nst_core.images import decode_image, read_bytes
 from tasks.manifest.read import Pair
 from tasks.runs import stopping
 from tasks.runs.failures import failure_of
 from tasks.runs.options import RunOptions
-from tasks.storage.folders import finished, pair_folder, write_failure, write_pair
+from tasks.runs.records import Outcome
+from tasks.storage.folders import finished, write_failure, write_pair
 from tasks.storage.inputs import fetch
 from tasks.storage.leases import Holder, Lease, acquire
-from tasks.storage.records import RESULT, FailureRecord, InputFile, LossRow, RenderRecord, RenderTimings, pair_files
+from tasks.storage.records import (
+    RESULT,
+    FailureRecord,
+    InputFile,
+    LossRow,
+    RenderRecord,
+    RenderTimings,
+    Status,
+    pair_files,
+)
 from tasks.storage.retries import retry_transient
+from tasks.storage.root import OutputRoot
 
-__all__ = ["batches", "failure_record", "run_batch", "run_pair"]
+__all__ = ["batches", "failure_record", "run_batch", "run_pair", "unfinished"]
 
 log = logging.getLogger(__name__)
 BatchStep = Callable[[int, StepInfo], None]  # (index of the pair in its batch, step)
@@ -49,91 +59,118 @@ class _Inputs:
     checksums: dict[str, str]  # uri -> sha256 of the bytes rendered
 
 
-def run_pair(
-    pair: Pair, options: RunOptions, device: str | None = None, on_step: Callable[[StepInfo], None] | None = None
-) -> dict[str, Any]:
-    """Render ``pair`` into ``options.out`` unless another run holds or finished it; return its outcome.
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What the pairs of a batch share: the options, the output root, the run (inputs are read once per run)."""
 
-    The outcome's ``status`` is rendered, skipped, failed or cancelled, with a one-line ``reason``
-    for all but rendered.
-    """
-    return run_batch([pair], options, device, None if on_step is None else lambda _, step: on_step(step))[0]
+    options: RunOptions
+    root: OutputRoot
+    run_id: str
+    device: str | None
+
+
+def run_pair(
+    pair: Pair,
+    options: RunOptions,
+    device: str | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    run_id: str = "run",
+) -> Outcome:
+    """Render ``pair`` into ``options.out`` unless another run holds or finished it; return its outcome."""
+    step = None if on_step is None else lambda _, info: on_step(info)
+    return run_batch([pair], options, device, step, run_id)[0]
 
 
 def run_batch(
-    pairs: Sequence[Pair], options: RunOptions, device: str | None = None, on_step: BatchStep | None = None
-) -> list[dict[str, Any]]:
+    pairs: Sequence[Pair],
+    options: RunOptions,
+    device: str | None = None,
+    on_step: BatchStep | None = None,
+    run_id: str = "run",
+) -> list[Outcome]:
     """Render ``pairs`` (ideally of one ``nst_core.batch_key``) together; return each pair's outcome, as run_pair."""
     start, started_at = time.monotonic(), datetime.now(UTC)
-    outcomes: dict[int, dict[str, Any]] = {}
+    run = _Run(options, OutputRoot.open(options.out), run_id, device)
+    outcomes: dict[int, Outcome] = {}
     leases: dict[int, Lease] = {}
     try:
         inputs: dict[int, _Inputs] = {}
         for index, pair in enumerate(pairs):
             try:
-                claim = _claim(pair, options)
+                claim = _claim(pair, run)
                 if isinstance(claim, str):
-                    outcomes[index] = {**_base(pair, options), "status": "skipped", "reason": claim}
+                    outcomes[index] = _outcome(pair, run, Status.SKIPPED, reason=claim)
                     continue
                 leases[index] = claim
-                inputs[index] = _fetch(pair, options)
+                inputs[index] = _fetch(pair, run)
             except Exception as exc:
-                outcomes[index] = _ended(pair, options, exc, device)
+                outcomes[index] = _ended(pair, run, exc)
         order = list(inputs)
         results = _render([_job(pairs[i], inputs[i], device) for i in order], options, start, on_step, order)
         for index, result in zip(order, results, strict=True):
             pair = pairs[index]
             try:
                 if isinstance(result, Exception):
-                    outcomes[index] = _ended(pair, options, result, device, batch_size=len(order))
-                    continue
-                stored = _store(pair, options, result, inputs[index].checksums, started_at, start)
-                outcomes[index] = {**_base(pair, options), "status": "rendered", **stored}
+                    outcomes[index] = _ended(pair, run, result, batch_size=len(order))
+                else:
+                    outcomes[index] = _store(pair, run, result, inputs[index].checksums, started_at, start)
             except Exception as exc:
-                outcomes[index] = _ended(pair, options, exc, device)
+                outcomes[index] = _ended(pair, run, exc)
     finally:
         for lease in leases.values():
             lease.release()
     return [outcomes[index] for index in range(len(pairs))]
 
 
+def unfinished(pairs: Sequence[Pair], options: RunOptions) -> tuple[list[Pair], list[Pair]]:
+    """(to render, finished already): every pair if ``options.force``. A pair whose completion record cannot be
+    read now is to render: its render task reports why."""
+
+    def done(pair: Pair) -> bool:
+        try:
+            return not options.force and finished(options.out, pair.pair_id, pair.fingerprint)
+        except StorageError:
+            return False
+
+    finished_pairs = [pair for pair in pairs if done(pair)]
+    return [pair for pair in pairs if pair not in finished_pairs], finished_pairs
+
+
 def batches(pairs: Sequence[Pair], size: int) -> list[list[Pair]]:
     """``pairs`` in batches of at most ``size`` that share ``nst_core.batch_key``, in manifest order: a
     batch is ordered by its first pair, and fills up before the next of its key starts."""
-    filling: dict[tuple, list[Pair]] = {}
-    result: list[list[Pair]] = []
-    for pair in pairs:
-        key = batch_key(pair.settings)
-        if key not in filling or len(filling[key]) == size:
-            filling[key] = []
-            result.append(filling[key])
-        filling[key].append(pair)
-    return result
+    return group_batches(pairs, lambda pair: batch_key(pair.settings), size)
 
 
-def _base(pair: Pair, options: RunOptions) -> dict[str, Any]:
-    return {"pair_id": pair.pair_id, "row": pair.row, "output": f"{pair_folder(options.out, pair.pair_id)}/{RESULT}"}
+def _outcome(pair: Pair, run: _Run, status: Status, **details: object) -> Outcome:
+    return Outcome(
+        pair_id=pair.pair_id, row=pair.row, status=status, output=run.root.pair_uri(pair.pair_id, RESULT), **details
+    )
 
 
-def _claim(pair: Pair, options: RunOptions) -> Lease | str:
+def _claim(pair: Pair, run: _Run) -> Lease | str:
     """The pair's lease, or why it is skipped (held by another run, or finished meanwhile)."""
     stopping.check()
-    lease = retry_transient(lambda: acquire(pair_folder(options.out, pair.pair_id)), options.retry_for_s)
+    retry_for_s = run.options.retry_for_s
+    lease = retry_transient(lambda: acquire(run.root, pair.pair_id), retry_for_s)
     if isinstance(lease, Holder):
         return f"being rendered by another run ({lease})"
-    if not options.force and retry_transient(
-        lambda: finished(options.out, pair.pair_id, pair.fingerprint), options.retry_for_s
+    if not run.options.force and retry_transient(
+        lambda: finished(run.options.out, pair.pair_id, pair.fingerprint), retry_for_s
     ):
         lease.release()
         return "finished by another run"
     return lease
 
 
-def _fetch(pair: Pair, options: RunOptions) -> _Inputs:
+def _fetch(pair: Pair, run: _Run) -> _Inputs:
     data: dict[str, bytes] = {}
 
     def image(uri: str, role: str) -> Image.Image:
-        data[uri] = fetch(uri, role, options.run, options.retry_for_s)
+        def read() -> bytes:
+            return retry_transient(lambda: read_bytes(uri, role), run.options.retry_for_s)
+
+        data[uri] = fetch(uri, role, run.run_id, read)
         return decode_image(data[uri], uri, role, max_pixels=pair.settings.max_pixels)
 
     content = image(pair.content, "content image")
@@ -187,28 +224,29 @@ def _checked(on_step: BatchStep | None, deadline: tuple[float, float] | None, in
 
 
 def _store(
-    pair: Pair, options: RunOptions, result: RenderResult, checksums: dict[str, str], started_at: datetime, start: float
-) -> dict[str, Any]:
-    """Write the pair's folder, its completion record last; return the outcome's details."""
+    pair: Pair, run: _Run, result: RenderResult, checksums: dict[str, str], started_at: datetime, start: float
+) -> Outcome:
+    """Write the pair's folder, its completion record last; return its outcome."""
     record = _record(pair, result, checksums, started_at, time.monotonic() - start)
     files = pair_files(record, result.image, [LossRow.of(step) for step in result.losses], result.snapshots)
-    retry_transient(lambda: write_pair(options.out, pair.pair_id, files), options.retry_for_s)
-    return record.model_dump(mode="json", include={"fingerprint", "final", "wall_s", "device", "worker"})
+    retry_transient(lambda: write_pair(run.options.out, pair.pair_id, files), run.options.retry_for_s)
+    details = record.model_dump(include={"fingerprint", "final", "wall_s", "device", "worker"})
+    return _outcome(pair, run, Status.RENDERED, **details)
 
 
-def _ended(pair: Pair, options: RunOptions, exc: Exception, device: str | None, batch_size: int = 1) -> dict[str, Any]:
+def _ended(pair: Pair, run: _Run, exc: Exception, batch_size: int = 1) -> Outcome:
     """The outcome of a pair that did not render (in a batch of ``batch_size``): cancelled (its
     folder untouched), or failed and recorded in its failure record where the store allows."""
-    base = _base(pair, options)
     if isinstance(exc, stopping.Stopped):
-        return {**base, "status": "cancelled", "reason": str(exc)}
-    failure = failure_of(exc, pair.settings, device, batch_size)
+        return _outcome(pair, run, Status.CANCELLED, reason=str(exc))
+    failure = failure_of(exc, pair.settings, run.device, batch_size)
     try:
         record = failure_record(pair, failure.reason, failure.traceback)
-        retry_transient(lambda: write_failure(options.out, pair.pair_id, record), min(options.retry_for_s, 30))
+        retry_for_s = min(run.options.retry_for_s, 30)
+        retry_transient(lambda: write_failure(run.options.out, pair.pair_id, record), retry_for_s)
     except Exception as write_error:  # the store itself is the problem: the reason is reported anyway
         log.warning("could not record the failure of %s: %s", pair.pair_id, write_error)
-    return {**base, "status": "failed", "reason": failure.reason, "traceback": failure.traceback}
+    return _outcome(pair, run, Status.FAILED, reason=failure.reason, traceback=failure.traceback)
 
 
 def _record(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from nst_core import StepInfo
+if TYPE_CHECKING:
+    from nst_core import StepInfo
+    from tasks.runs.records import Outcome
 
 __all__ = ["PairEnded", "PairStarted", "PairStep", "RunPlanned", "emit", "logger"]
 
@@ -40,7 +42,7 @@ class PairStep:
 
 @dataclass(frozen=True)
 class PairEnded:
-    outcome: dict[str, Any]  # status, pair_id, row, reason ...
+    outcome: Outcome
 
 
 def emit(event: RunPlanned | PairStarted | PairStep | PairEnded) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 from tasks.manifest.read import Manifest, Pair
 from tasks.runs.links import Links, md_code, md_escape, md_image, md_link
-from tasks.storage.folders import pair_folder
-from tasks.storage.records import RESULT
+from tasks.runs.records import GalleryResult, Outcome, RunSummary, SummaryRow
+from tasks.storage.records import RESULT, Status
+from tasks.storage.root import OutputRoot
 
 __all__ = [
-    "STATUSES",
     "artifact_key",
     "markdown_report",
     "row_problems",
@@ -21,38 +21,31 @@ __all__ = [
     "table_rows",
 ]
 
-STATUSES = ("rendered", "skipped", "failed", "cancelled")
 
-
-def summarise(
-    parsed: Manifest, out: str, outcomes: list[dict[str, Any]], skipped: list[Pair], total_s: float
-) -> dict[str, Any]:
-    """Counts and one row per pair (rendered, skipped, failed or cancelled) and per bad manifest row."""
+def summarise(parsed: Manifest, out: str, outcomes: list[Outcome], skipped: list[Pair], total_s: float) -> RunSummary:
+    """The run's summary: a row per pair (rendered, skipped, failed or cancelled) and per bad manifest row."""
     by_id = {p.pair_id: p for p in parsed.pairs}
-    rows = [_row(by_id[o["pair_id"]], out, o) for o in outcomes]
-    rows += [_row(p, out, {"status": "skipped"}) for p in skipped]
+    root = OutputRoot.open(out)
+    rows = [_row(by_id[o.pair_id], o, root) for o in outcomes]
+    rows += [_row(p, Outcome(pair_id=p.pair_id, row=p.row, status=Status.SKIPPED), root) for p in skipped]
     rows += [
-        {"id": "", "row": row, "content": "", "style": "", "status": "failed", "reason": reason}
-        for row, reason in row_problems(parsed).items()
+        SummaryRow(id="", row=row, status=Status.FAILED, reason=reason) for row, reason in row_problems(parsed).items()
     ]
-    rows.sort(key=lambda r: r["row"])
-    count = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
-    return {"manifest": parsed.uri, "out": out, **count, "total_s": total_s, "pairs": rows}
+    return RunSummary.of(parsed.uri, out, sorted(rows, key=lambda r: r.row), total_s)
 
 
-def _row(pair: Pair, out: str, outcome: dict[str, Any]) -> dict[str, Any]:
-    final = outcome.get("final", {})
-    return {
-        "id": pair.pair_id,
-        "row": pair.row,
-        "content": pair.content,
-        "style": "|".join(pair.styles),
-        "status": outcome["status"],
-        "reason": outcome.get("reason", ""),
-        **{f"{term}_loss": final.get(term) for term in ("content", "style", "tv", "total")},
-        "time_s": outcome.get("wall_s"),
-        "output": f"{pair_folder(out, pair.pair_id)}/{RESULT}",
-    }
+def _row(pair: Pair, outcome: Outcome, root: OutputRoot) -> SummaryRow:
+    return SummaryRow(
+        id=pair.pair_id,
+        row=pair.row,
+        content=pair.content,
+        style="|".join(pair.styles),
+        status=outcome.status,
+        reason=outcome.reason,
+        final=outcome.final,
+        time_s=outcome.wall_s,
+        output=root.pair_uri(pair.pair_id, RESULT),
+    )
 
 
 def artifact_key(parsed: Manifest) -> str:
@@ -60,16 +53,16 @@ def artifact_key(parsed: Manifest) -> str:
     return "render-" + "".join(c if c.isalnum() else "-" for c in parsed.name.lower()).strip("-")
 
 
-def table_rows(rows: list[dict[str, Any]], links: Links) -> list[dict[str, Any]]:
+def table_rows(rows: list[SummaryRow], links: Links) -> list[dict[str, Any]]:
     """The table artifact's rows: pair, row, status, time, result, reason (the UI renders string cells as Markdown)."""
     return [
         {
-            "pair": md_escape(r["id"]),
-            "row": r["row"],
-            "status": r["status"],
-            "time": f"{r['time_s']:.1f} s" if r.get("time_s") is not None else "",
-            "result": _file(r["output"], RESULT, links) if r["status"] in ("rendered", "skipped") else "",
-            "reason": md_escape(_brief(r["reason"])),
+            "pair": md_escape(r.id),
+            "row": r.row,
+            "status": str(r.status),
+            "time": f"{r.time_s:.1f} s" if r.time_s is not None else "",
+            "result": _file(r.output, RESULT, links) if r.status in (Status.RENDERED, Status.SKIPPED) else "",
+            "reason": md_escape(_brief(r.reason)),
         }
         for r in rows
     ]
@@ -87,51 +80,51 @@ def _file(uri: str, text: str, links: Links) -> str:
     return md_link(text, url) if url else md_code(text)
 
 
-def table_description(summary: dict[str, Any]) -> str:
+def table_description(summary: RunSummary) -> str:
     """What the table shows, and where its results are: shown above it, so the table itself stays narrow."""
-    results = md_code(f"{pair_folder(summary['out'], '<pair>')}/{RESULT}")
-    return f"Pairs of {md_code(summary['manifest'])}; results in {results}"
+    results = md_code(OutputRoot.open(summary.out).pair_uri("<pair>", RESULT))
+    return f"Pairs of {md_code(summary.manifest)}; results in {results}"
 
 
-def sheet_urls(gallery: dict[str, Any], links: Links) -> list[str]:
+def sheet_urls(gallery: GalleryResult, links: Links) -> list[str]:
     """URLs of the contact sheets that a browser opens (none for local files without a public URL)."""
-    return [url for url in map(links.url, gallery.get("contact_sheets", [])) if url]
+    return [url for url in map(links.url, gallery.contact_sheets) if url]
 
 
-def markdown_report(summary: dict[str, Any], links: Links) -> str:
+def markdown_report(summary: RunSummary, links: Links) -> str:
     """Counts, the outputs, the gallery (a link, or how to open it), its contact sheets and the failed rows."""
-    sheets = sheet_urls(summary["gallery"], links)
+    sheets = sheet_urls(summary.gallery, links)
     lines = [
-        f"# {md_escape(summary['manifest'])}",
-        f"**{summary['rendered']}** rendered, **{summary['skipped']}** skipped, **{summary['failed']}** failed, "
-        f"**{summary['cancelled']}** cancelled in {summary['total_s']:.1f} s.",
-        f"- Outputs: {md_code(summary['out'])}",
-        f"- Gallery: {_gallery(summary['gallery'], summary['out'], links)}",
+        f"# {md_escape(summary.manifest)}",
+        f"**{summary.rendered}** rendered, **{summary.skipped}** skipped, **{summary.failed}** failed, "
+        f"**{summary.cancelled}** cancelled in {summary.total_s:.1f} s.",
+        f"- Outputs: {md_code(summary.out)}",
+        f"- Gallery: {_gallery(summary.gallery, summary.out, links)}",
         *(f"\n{md_image(f'contact sheet {n}', url)}" for n, url in enumerate(sheets, start=1)),
     ]
-    failed = [r for r in summary["pairs"] if r["status"] == "failed"]
+    failed = [r for r in summary.pairs if r.status == Status.FAILED]
     lines += ["", "## Failed", *(_failed(r) for r in failed)] if failed else []
     return "\n".join(lines)
 
 
-def _gallery(gallery: dict[str, Any], out: str, links: Links) -> str:
+def _gallery(gallery: GalleryResult, out: str, links: Links) -> str:
     """A link to the gallery, or its path and the commands that open it."""
-    if "error" in gallery:
-        return md_escape(gallery["error"])
-    shown = f"{gallery['contents']} contents x {gallery['styles']} styles"
+    if gallery.error:
+        return md_escape(gallery.error)
+    shown = f"{gallery.contents} contents x {gallery.styles} styles"
     serve = md_code(f"stylebatch gallery {shlex.quote(out)} --serve")
-    url = links.url(gallery["index"])
+    url = links.url(gallery.index)
     if url is None:
-        xdg_open = md_code(f"xdg-open {shlex.quote(gallery['index'])}")
-        return f"{md_code(gallery['index'])}, {shown}; open it with {serve}, or with {xdg_open} on this machine"
+        xdg_open = md_code(f"xdg-open {shlex.quote(gallery.index)}")
+        return f"{md_code(gallery.index)}, {shown}; open it with {serve}, or with {xdg_open} on this machine"
     if links.public_url is None:  # presigned: the page opens; its pictures only where the bucket is readable
         return f"{md_link('index.html', url)}, {shown} (pictures missing? {serve} serves all of it)"
     return f"{md_link('index.html', url)}, {shown}"
 
 
-def _failed(row: dict[str, Any]) -> str:
-    pair = f" {md_code(row['id'])}" if row["id"] else ""
-    return f"- row {row['row']}{pair}: {md_escape(row['reason'])}"
+def _failed(row: SummaryRow) -> str:
+    pair = f" {md_code(row.id)}" if row.id else ""
+    return f"- row {row.row}{pair}: {md_escape(row.reason)}"
 
 
 def row_problems(parsed: Manifest) -> dict[int, str]:

@@ -10,7 +10,6 @@ store each file is one atomic PUT and the completion record goes last. Every err
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import posixpath
 import shutil
@@ -18,42 +17,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
-
 from nst_core.io_errors import storage_error
-from tasks.storage.leases import LEASE
-from tasks.storage.records import DONE, FAILED, FailureRecord, RecordError, failure_file, read_completion
+from tasks.storage.records import DONE, FAILED, LEASE, FailureRecord, RecordError, failure_file, read_completion
+from tasks.storage.root import OutputRoot, write_file
 
-__all__ = ["check_writable", "finished", "is_s3", "pair_folder", "pipe_files", "write_failure", "write_pair"]
+__all__ = ["finished", "write_failure", "write_pair"]
 
 T = TypeVar("T")
-
-
-def pair_folder(out: str, pair_id: str) -> str:
-    return f"{out.rstrip('/')}/{pair_id}"
-
-
-def _put_options(fs: Any, path: str) -> dict[str, str]:
-    """How to write ``path`` to ``fs`` so that a browser shows it: on S3 with its Content-Type (S3's default,
-    ``binary/octet-stream``, makes browsers download it); files need nothing."""
-    kind, _ = mimetypes.guess_type(path)
-    if not is_s3(fs) or kind is None:
-        return {}
-    return {"ContentType": f"{kind}; charset=utf-8" if kind.startswith("text/") else kind}
-
-
-def is_s3(fs: Any) -> bool:
-    return "s3" in ({fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol))
-
-
-def pipe_files(fs: Any, files: dict[str, bytes]) -> None:
-    """Write ``files`` (path -> bytes) in batches, each file as ``_put_options`` says."""
-    batches: dict[tuple[tuple[str, str], ...], dict[str, bytes]] = {}
-    for path, data in files.items():
-        batches.setdefault(tuple(_put_options(fs, path).items()), {})[path] = data
-    for options, batch in batches.items():
-        fs.pipe(batch, **dict(options))
 
 
 def _as_output_error(uri: str, op: Callable[[], T]) -> T:
@@ -67,77 +37,42 @@ def finished(out: str, pair_id: str, fingerprint: str) -> bool:
     """True if the pair's completion record exists and was written for these inputs and settings.
 
     A damaged record (as a crash may leave) counts as unfinished."""
-    path = f"{pair_folder(out, pair_id)}/{DONE}"
+    root = OutputRoot.open(out)
 
     def read() -> bytes | None:
         try:
-            with fsspec.open(path, "rb") as f:
-                return f.read()
+            return root.fs.cat_file(root.pair(pair_id, DONE))
         except FileNotFoundError:
             return None
 
-    data = _as_output_error(path, read)
+    data = _as_output_error(root.pair_uri(pair_id, DONE), read)
     try:
         return data is not None and read_completion(data).fingerprint == fingerprint
     except RecordError:
         return False
 
 
-def check_writable(out: str) -> None:
-    """Create ``out`` if needed and write (then delete) a small file there.
-
-    Raises:
-        StorageError: ``out`` cannot be written (read-only, no access, unreachable ...).
-    """
-
-    def probe() -> None:
-        fs, root = fsspec.url_to_fs(out)
-        fs.makedirs(root, exist_ok=True)
-        path = f"{root.rstrip('/')}/.stylebatch-write-check-{uuid.uuid4().hex}"
-        fs.pipe_file(path, b"")
-        fs.rm_file(path)
-
-    _as_output_error(out, probe)
-
-
 def write_pair(out: str, pair_id: str, files: dict[str, bytes]) -> str:
     """Replace the pair's folder with ``files`` (relative name -> bytes, ``records.pair_files``),
-    written in their order: the completion record is the last."""
+    written in their order: the completion record is the last; return the folder's URI."""
+    root = OutputRoot.open(out)
     if list(files)[-1] != DONE:
         raise ValueError(f"the last file of a pair must be {DONE}")
-    folder = pair_folder(out, pair_id)
-
-    def write() -> None:
-        fs, root = fsspec.url_to_fs(folder)
-        if isinstance(fs, LocalFileSystem):
-            _replace_local(root, files)
-        else:
-            _replace_remote(fs, root, files)
-
-    _as_output_error(folder, write)
-    return folder
+    folder = root.pair(pair_id)
+    _as_output_error(
+        root.pair_uri(pair_id), lambda: (_replace_local if root.local else _replace_remote)(root.fs, folder, files)
+    )
+    return root.pair_uri(pair_id)
 
 
 def write_failure(out: str, pair_id: str, failure: FailureRecord) -> None:
     """Record why a pair failed (the gallery shows it); a later success replaces it."""
-    path = f"{pair_folder(out, pair_id)}/{FAILED}"
-    data = failure_file(failure)
-
-    def write() -> None:
-        fs, local_path = fsspec.url_to_fs(path)
-        if isinstance(fs, LocalFileSystem):
-            os.makedirs(os.path.dirname(local_path), exist_ok=True)
-            tmp = f"{local_path}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, local_path)
-        else:
-            fs.pipe_file(local_path, data)
-
-    _as_output_error(path, write)
+    root = OutputRoot.open(out)
+    path = root.pair(pair_id, FAILED)
+    _as_output_error(root.pair_uri(pair_id, FAILED), lambda: write_file(root.fs, path, failure_file(failure)))
 
 
-def _replace_local(folder: str, files: dict[str, bytes]) -> None:
+def _replace_local(fs: Any, folder: str, files: dict[str, bytes]) -> None:
     """Stage every file in a hidden sibling folder, then swap it in with one rename."""
     parent = os.path.dirname(folder)
     stage = os.path.join(parent, f".{os.path.basename(folder)}.{uuid.uuid4().hex}.tmp")
@@ -168,4 +103,4 @@ def _replace_remote(fs: Any, folder: str, files: dict[str, bytes]) -> None:
     if old:
         fs.rm(old)
     for name, data in files.items():  # dicts keep order: the completion record is last
-        fs.pipe_file(f"{folder}/{name}", data, **_put_options(fs, name))
+        write_file(fs, f"{folder}/{name}", data)

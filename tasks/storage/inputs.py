@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from nst_core import StorageError
-from nst_core.images import read_bytes
-from tasks.runs.options import RETRY_FOR_S
-from tasks.storage.retries import retry_transient
 
 __all__ = ["MAX_BYTES", "fetch", "forget_run"]
 
@@ -26,16 +24,16 @@ _run: str | None = None
 _entries: OrderedDict[str, Future[bytes]] = OrderedDict()
 
 
-def fetch(uri: str, role: str, run: str, retry_for_s: float = RETRY_FOR_S) -> bytes:
-    """The bytes at ``uri`` (a ``role`` such as "content image"), read at most once in run ``run``.
+def fetch(uri: str, role: str, run: str, read: Callable[[], bytes]) -> bytes:
+    """The bytes at ``uri`` (a ``role`` such as "content image"), ``read()`` at most once in run ``run``.
 
     Raises:
-        StorageError: as ``nst_core.images.read_bytes``, after retrying transient errors; reported for ``role``.
+        StorageError: as ``read`` raised it (once for every caller); reported for ``role``.
     """
     future, owner = _claim(uri, run)
     if owner:
         try:
-            future.set_result(retry_transient(lambda: read_bytes(uri, role), retry_for_s))
+            future.set_result(read())
         except StorageError as exc:
             future.set_exception(exc)
         except BaseException as exc:  # stopped, or a bug: not a fact about the URI, so not kept

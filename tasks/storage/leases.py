@@ -21,14 +21,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from nst_core.io_errors import storage_error
+from tasks.storage.records import LEASE
+from tasks.storage.root import OutputRoot, write_file
 
-__all__ = ["HEARTBEAT_S", "LEASE", "STALE_S", "Holder", "Lease", "acquire", "release_all"]
+__all__ = ["HEARTBEAT_S", "STALE_S", "Holder", "Lease", "acquire", "release_all"]
 
-LEASE = "lease.json"
 HEARTBEAT_S = 30.0
 STALE_S = 300.0
 log = logging.getLogger(__name__)
@@ -103,32 +103,31 @@ def release_all(timeout_s: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def acquire(folder: str) -> Lease | Holder:
-    """Take the lease on pair folder ``folder`` (a path or URI): our ``Lease``, or the live ``Holder`` of it.
+def acquire(root: OutputRoot, pair_id: str) -> Lease | Holder:
+    """Take the lease on a pair's folder: our ``Lease``, or the live ``Holder`` of it.
 
     Raises:
         StorageError: the store could not be reached or written.
     """
-    fs, root = fsspec.url_to_fs(folder)
-    path = f"{root.rstrip('/')}/{LEASE}"
+    fs, path = root.fs, root.pair(pair_id, LEASE)
     mine = Holder(uuid.uuid4().hex, socket.gethostname(), os.getpid(), time.time())
     try:
-        fs.makedirs(root, exist_ok=True)
+        fs.makedirs(root.pair(pair_id), exist_ok=True)
         current = _read(fs, path)
         if current is None:
             return Lease(fs, path, mine, _put(fs, path, mine, match=None))
         holder, etag = current
         if not holder.stale():
             return holder
-        if isinstance(fs, LocalFileSystem):  # only one run takes over this stale lease
-            _create(fs, f"{path}.takeover-{holder.owner or int(holder.heartbeat)}", b"")
-        log.info("taking over the stale lease of %s on %s", holder, folder)
+        if root.local:  # only one run takes over this stale lease
+            write_file(fs, f"{path}.takeover-{holder.owner or int(holder.heartbeat)}", b"", exclusive=True)
+        log.info("taking over the stale lease of %s on %s", holder, root.pair_uri(pair_id))
         return Lease(fs, path, mine, _put(fs, path, mine, match=etag or ""))
     except FileExistsError:  # another run was quicker
         current = _read(fs, path)
         return current[0] if current is not None else Holder("", "another run", 0, time.time())
     except Exception as exc:
-        raise storage_error(exc, "output", folder) from exc
+        raise storage_error(exc, "output", root.pair_uri(pair_id)) from exc
 
 
 def _read(fs: Any, path: str) -> tuple[Holder, str | None] | None:
@@ -145,39 +144,9 @@ def _read(fs: Any, path: str) -> tuple[Holder, str | None] | None:
 
 
 def _put(fs: Any, path: str, holder: Holder, match: str | None) -> str | None:
-    """Write the lease: create it (``match`` None), or replace the version ``match`` ("" for any)."""
+    """Write the lease: create it (``match`` None), or replace the version ``match`` ("" for any); its ETag."""
     data = json.dumps(asdict(holder)).encode()
-    if isinstance(fs, LocalFileSystem):
-        if match is None:
-            _create(fs, path, data)
-        else:
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            fs.pipe_file(tmp, data)
-            os.replace(tmp, path)
-        return None
-    if "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        condition = {"mode": "create"} if match is None else {"IfMatch": match} if match else {}
-        try:
-            out = fs.pipe_file(path, data, **condition)
-        except OSError as exc:
-            if _precondition_failed(exc):  # another run wrote the lease first
-                raise FileExistsError(path) from exc
-            raise
-        return out.get("ETag") if isinstance(out, dict) else None
-    if match is None and fs.exists(path):
-        raise FileExistsError(path)
-    fs.pipe_file(path, data)
-    return None
-
-
-def _precondition_failed(exc: BaseException) -> bool:
-    response = getattr(exc.__cause__, "response", None) or {}
-    return isinstance(exc, FileExistsError) or response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
-
-
-def _create(fs: LocalFileSystem, path: str, data: bytes) -> None:
-    with open(path, "xb") as f:  # O_EXCL: fails if it exists
-        f.write(data)
+    return write_file(fs, path, data, exclusive=match is None, if_match=match or None)
 
 
 def _alive(pid: int) -> bool:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DONE",
     "FAILED",
+    "LEASE",
     "LOSSES",
     "RECORD",
     "RESULT",
+    "RUN_STATUSES",
     "Completion",
     "FailureRecord",
     "InputFile",
@@ -45,6 +47,7 @@ __all__ = [
     "RecordError",
     "RenderRecord",
     "RenderTimings",
+    "Status",
     "failure_file",
     "folder_table",
     "pair_files",
@@ -60,8 +63,23 @@ LOSSES = "losses.csv"
 RECORD = "settings.json"
 DONE = "done.json"
 FAILED = "failed.json"
+LEASE = "lease.json"
 SNAPSHOTS = "snapshots"
 M = TypeVar("M", bound=BaseModel)
+
+
+class Status(StrEnum):
+    """Where a pair stands: what its folder says (rendered, failed; pending, with neither record) and what a
+    run did with it (skipped: finished already, or held by another run; cancelled: stopped before it finished)."""
+
+    RENDERED = "rendered"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PENDING = "pending"
+
+
+RUN_STATUSES = (Status.RENDERED, Status.SKIPPED, Status.FAILED, Status.CANCELLED)  # a run's, in its summary's order
 
 
 class RecordError(ValueError):
@@ -94,13 +112,9 @@ class LossRow(_Record):
         return cls(**vars(step))
 
     def weighted(self, settings: Settings) -> dict[str, float]:
-        """The terms as they enter the total: each times its weight."""
-        return {
-            "content": settings.content_weight * self.content,
-            "style": settings.style_weight * self.style,
-            "tv": settings.tv_weight * self.tv,
-            "total": self.total,
-        }
+        """The terms as they enter the total (``Settings.weighted``), and the total."""
+        content, style, tv = settings.weighted(self.content, self.style, self.tv)
+        return {"content": content, "style": style, "tv": tv, "total": self.total}
 
 
 class RenderTimings(_Record):
@@ -155,6 +169,8 @@ def pair_files(
     record: RenderRecord, image: Image.Image, losses: list[LossRow], snapshots: dict[int, Image.Image]
 ) -> dict[str, bytes]:
     """A finished pair's files, in writing order: ``done.json`` last."""
+    import pandas as pd  # here: records are read where pandas is not needed (the CLI's start)
+
     files = {
         RESULT: encode_image(image, RESULT),
         LOSSES: pd.DataFrame([row.model_dump() for row in losses]).to_csv(index=False).encode(),
@@ -194,6 +210,8 @@ def read_failure(data: bytes) -> FailureRecord:
 
 def read_losses(data: bytes) -> list[LossRow]:
     """The loss log. Raises ``RecordError``."""
+    import pandas as pd
+
     try:
         frame = pd.read_csv(io.BytesIO(data))
         return [LossRow.model_validate(row) for row in frame.to_dict("records")]

@@ -22,7 +22,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 
 from nst_core import StorageError
 from tasks.runs import stopping
-from tasks.runs.options import RETRY_FOR_S
 
 __all__ = ["MAX_WAIT_S", "retry_transient"]
 
@@ -57,7 +56,7 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, StorageError) and exc.transient
 
 
-def retry_transient(op: Callable[[], T], retry_for_s: float = RETRY_FOR_S, logger: logging.Logger | Any = log) -> T:
+def retry_transient(op: Callable[[], T], retry_for_s: float, logger: logging.Logger | Any = log) -> T:
     """``op()``, tried again while it raises a transient ``StorageError``, for up to ``retry_for_s`` seconds
     in all: waits end at the budget, so only the last try's own time (a few seconds at most) can pass it.
 

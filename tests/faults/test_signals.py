@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import SAME_STOP_S
+from flows.signals import SAME_STOP_S
 from tests.faults.faults_helpers import SLOW, Run, assert_no_stray_server, kill, start, temporary_servers
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 from tests.support import wait_for

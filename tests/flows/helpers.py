@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from tasks.gallery.build import GALLERY
 from tasks.storage.records import DONE, LOSSES, RECORD, RESULT
+from tasks.storage.root import GALLERY
 
 # Settings for every flow test: a random tiny VGG, 32 px, 2 iterations (~0.3 s per pair on a CPU).
 FAST = {"weights": "random:0", "image_size": 32, "iterations": 2}

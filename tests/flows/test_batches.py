@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def run(manifest: Path, out: Path, **kwargs: Any) -> tuple[dict[str, Any], UUID]:
-    state = render_manifest(str(manifest), str(out), defaults=FAST, return_state=True, **kwargs)
+    state = render_manifest(str(manifest), out=str(out), defaults=FAST, return_state=True, **kwargs)
     return state.result(), flow_run_id(state)
 
 
@@ -53,8 +53,8 @@ def test_mixed_sizes_make_one_batch_per_size(tiny: Tiny, tmp_path: Path) -> None
     out = tmp_path / "out"
     summary, run_id = run(manifest, out, batch_size=8)
 
-    assert (summary["rendered"], summary["failed"]) == (5, 0)
-    assert sorted(row["id"] for row in summary["pairs"]) == list("abcde")  # one outcome per pair
+    assert (summary.rendered, summary.failed) == (5, 0)
+    assert sorted(row.id for row in summary.pairs) == list("abcde")  # one outcome per pair
     assert render_tasks(run_id) == {"render-a+1": "Completed", "render-b+2": "Completed"}
     assert pair_dirs(out) == dict.fromkeys("abcde", PAIR_FILES)
     assert rendered_together(out, ["a", "c"])
@@ -68,7 +68,7 @@ def test_mixed_sizes_make_one_batch_per_size(tiny: Tiny, tmp_path: Path) -> None
 def test_batches_hold_at_most_batch_size_pairs(tiny: Tiny, tmp_path: Path) -> None:
     manifest, out = tiny.cross(2, 2), tmp_path / "out"
     summary, run_id = run(manifest, out, batch_size=3)
-    ids = [row["id"] for row in sorted(summary["pairs"], key=lambda row: row["row"])]
+    ids = [row.id for row in sorted(summary.pairs, key=lambda row: row.row)]
     assert render_tasks(run_id) == {f"render-{ids[0]}+2": "Completed", f"render-{ids[3]}+0": "Completed"}
     assert rendered_together(out, ids[:3])
 
@@ -80,7 +80,7 @@ def test_a_rerun_after_a_kill_mid_batch_renders_only_the_pairs_without_a_done_re
     manifest = tiny.manifest(f"id,content,style\na,{c1},{s1}\nb,{c1},{s2}\nc,{c2},{s1}\nd,{c2},{s2}\n")
     out = tmp_path / "out"
     first, _ = run(manifest, out, batch_size=4)
-    assert first["rendered"] == 4
+    assert first.rendered == 4
     # as a kill mid-batch leaves it: b written but not marked done, c never written (its lease left by a dead process)
     (out / "b" / DONE).unlink()
     for path in (out / "c").iterdir():
@@ -90,7 +90,7 @@ def test_a_rerun_after_a_kill_mid_batch_renders_only_the_pairs_without_a_done_re
     kept = {pair_id: (out / pair_id / DONE).read_bytes() for pair_id in "ad"}
 
     again, run_id = run(manifest, out, batch_size=4)
-    assert {row["id"]: row["status"] for row in again["pairs"]} == {
+    assert {row.id: row.status for row in again.pairs} == {
         "a": "skipped",
         "b": "rendered",
         "c": "rendered",

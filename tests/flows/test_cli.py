@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from flows.cli import main, markdown_settings_table
+from flows.cli import main
+from flows.flags import markdown_settings_table
 from nst_core import Settings
 
 FAST = ["--weights", "random:0", "--image-size", "32", "--iterations", "3", "--device", "cpu"]

@@ -26,27 +26,28 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.render_manifest import render_manifest
-from tasks.gallery.build import GALLERY
+from tasks.runs.records import RunSummary, SummaryRow
 from tasks.storage.records import DONE, RECORD, read_record
+from tasks.storage.root import GALLERY
 from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs
 from tests.support import Bucket, WebFolder, http_get, run_family, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def run(manifest: Path | str, out: Path | str, **kwargs: Any) -> tuple[dict[str, Any], UUID]:
+def run(manifest: Path | str, out: Path | str, **kwargs: Any) -> tuple[RunSummary, UUID]:
     """Run the flow; return its summary and its flow run id."""
     kwargs.setdefault("defaults", FAST)
-    state = render_manifest(str(manifest), str(out), return_state=True, **kwargs)
+    state = render_manifest(str(manifest), out=str(out), return_state=True, **kwargs)
     return state.result(), flow_run_id(state)
 
 
-def counts(summary: dict[str, Any]) -> tuple[int, int, int]:
-    return summary["rendered"], summary["skipped"], summary["failed"]
+def counts(summary: RunSummary) -> tuple[int, int, int]:
+    return summary.rendered, summary.skipped, summary.failed
 
 
-def by_status(summary: dict[str, Any], status: str) -> dict[str, dict[str, Any]]:
-    return {row["id"]: row for row in summary["pairs"] if row["status"] == status}
+def by_status(summary: RunSummary, status: str) -> dict[str, SummaryRow]:
+    return {row.id: row for row in summary.pairs if row.status == status}
 
 
 def result_mtimes(out: Path) -> dict[str, int]:
@@ -68,8 +69,8 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
     summary, run_id = run(manifest, out)
 
     assert counts(summary) == (4, 0, 0)
-    assert summary["manifest"] == str(manifest)
-    assert summary["total_s"] > 0
+    assert summary.manifest == str(manifest)
+    assert summary.total_s > 0
     folders = pair_dirs(out)
     assert len(folders) == 4
     assert all(files == PAIR_FILES for files in folders.values()), folders
@@ -85,9 +86,9 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
         assert record.pair_id == pair_id
         assert (record.settings.iterations, record.settings.weights) == (2, "random:0")
         assert record.final.total == pytest.approx(losses["total"].iloc[-1], rel=1e-6)
-    assert all(Path(row["output"]).is_file() for row in summary["pairs"])
-    assert Path(summary["gallery"]["index"]).is_file()
-    assert {(Path(r["content"]).name, Path(r["style"]).name) for r in summary["pairs"]} == {
+    assert all(Path(row.output).is_file() for row in summary.pairs)
+    assert Path(summary.gallery.index).is_file()
+    assert {(Path(r.content).name, Path(r.style).name) for r in summary.pairs} == {
         (c, s) for c in ("content1.png", "content2.png") for s in ("style1.png", "style2.png")
     }
 
@@ -249,9 +250,9 @@ def test_bad_rows_fail_with_reasons_while_good_rows_render(tiny: Tiny, tmp_path:
 
     assert counts(summary) == (3, 0, 6)
     rendered = by_status(summary, "rendered")
-    assert {r["row"] for r in rendered.values()} == {2, 3, 10}
+    assert {r.row for r in rendered.values()} == {2, 3, 10}
     assert {"good-a", "good-b"} < set(rendered)
-    failed = {row["row"]: row["reason"] for row in summary["pairs"] if row["status"] == "failed"}
+    failed = {row.row: row.reason for row in summary.pairs if row.status == "failed"}
     expected = {
         4: ["colour", "missing"],
         5: ["colour", "unknown setting"],
@@ -286,10 +287,10 @@ def test_a_row_with_several_problems_counts_as_one_failed_row(tiny: Tiny, tmp_pa
         "content1.png\n"  # row 3: style, iterations and seed missing
     )
     summary, _ = run(manifest, tmp_path / "out")
-    failed = [row for row in summary["pairs"] if row["status"] == "failed"]
-    assert all(row["row"] == 3 for row in failed)
-    assert "style" in " ".join(row["reason"] for row in failed)
-    assert (summary["rendered"], summary["failed"]) == (1, 1), failed
+    failed = [row for row in summary.pairs if row.status == "failed"]
+    assert all(row.row == 3 for row in failed)
+    assert "style" in " ".join(row.reason for row in failed)
+    assert (summary.rendered, summary.failed) == (1, 1), failed
 
 
 def test_gallery_shows_the_pairs_rendered_with_run_defaults(tiny: Tiny, tmp_path: Path) -> None:
@@ -308,8 +309,8 @@ def test_a_pair_id_cannot_take_the_gallery_folder(tiny: Tiny, tmp_path: Path) ->
     out = tmp_path / "out"
     summary, _ = run(manifest, out)
     assert counts(summary) == (1, 0, 1)
-    (bad,) = [row for row in summary["pairs"] if row["status"] == "failed"]
-    assert bad["row"] == 2 and "reserved" in bad["reason"]
+    (bad,) = [row for row in summary.pairs if row.status == "failed"]
+    assert bad.row == 2 and "reserved" in bad.reason
     assert gallery_counts(out) == {"rendered": 1, "failed": 0, "pending": 0}
     assert not (out / GALLERY / "done.json").exists()  # the gallery's folder holds no pair's files
 
@@ -327,18 +328,18 @@ def test_s3_inputs_manifest_and_outputs(tiny: Tiny, s3: Bucket) -> None:
 
     summary, run_id = run(manifest, out, link_expiry_s=3600)
     assert counts(summary) == (2, 0, 0)
-    assert {row["content"] for row in summary["pairs"]} == {f"{s3.uri}/in/{c}" for c in content_names}
+    assert {row.content for row in summary.pairs} == {f"{s3.uri}/in/{c}" for c in content_names}
     keys = {key for key in s3.keys("renders") if not key.startswith("gallery/")}
     ids = {key.split("/")[0] for key in keys}
-    assert ids == {row["id"] for row in summary["pairs"]}
+    assert ids == {row.id for row in summary.pairs}
     assert keys == {f"{pair_id}/{name}" for pair_id in ids for name in PAIR_FILES}
-    for row in summary["pairs"]:
-        assert row["output"] == f"{out}/{row['id']}/result.png"
-        with Image.open(io.BytesIO(s3.get(f"renders/{row['id']}/result.png"))) as image:
+    for row in summary.pairs:
+        assert row.output == f"{out}/{row.id}/result.png"
+        with Image.open(io.BytesIO(s3.get(f"renders/{row.id}/result.png"))) as image:
             assert image.size == (32, 26)
-        record = read_record(s3.get(f"renders/{row['id']}/{RECORD}"), s3.get(f"renders/{row['id']}/{DONE}"))
-        assert (record.content.uri, record.pair_id) == (row["content"], row["id"])
-        assert len(pd.read_csv(io.BytesIO(s3.get(f"renders/{row['id']}/losses.csv")))) == 2
+        record = read_record(s3.get(f"renders/{row.id}/{RECORD}"), s3.get(f"renders/{row.id}/{DONE}"))
+        assert (record.content.uri, record.pair_id) == (row.content, row.id)
+        assert len(pd.read_csv(io.BytesIO(s3.get(f"renders/{row.id}/losses.csv")))) == 2
 
     # the Prefect UI's links are presigned: a browser opens each with the right content type
     artifacts = run_artifacts(run_id)
@@ -414,12 +415,12 @@ def test_http_inputs(tiny: Tiny, tmp_path: Path, web: WebFolder) -> None:
 
     summary, _ = run(manifest, out)
     assert counts(summary) == (2, 0, 0)
-    for row in summary["pairs"]:
-        assert row["content"] == f"{url}/content1.png"
-        assert pair_dirs(out)[row["id"]] == PAIR_FILES
-        settings = json.loads((out / row["id"] / "settings.json").read_text())
-        assert [s["uri"] for s in settings["styles"]] == [row["style"]]
-        assert row["id"].startswith("content1__style")
+    for row in summary.pairs:
+        assert row.content == f"{url}/content1.png"
+        assert pair_dirs(out)[row.id] == PAIR_FILES
+        settings = json.loads((out / row.id / "settings.json").read_text())
+        assert [s["uri"] for s in settings["styles"]] == [row.style]
+        assert row.id.startswith("content1__style")
 
 
 def test_transient_http_errors_on_inputs_are_retried(tiny: Tiny, tmp_path: Path, flaky_web: WebFolder) -> None:
@@ -430,7 +431,7 @@ def test_transient_http_errors_on_inputs_are_retried(tiny: Tiny, tmp_path: Path,
         shutil.copy(tiny.root / name, www / name)
     manifest = tiny.manifest(f"id,content,style\nflaky,{url}/{content},{url}/{style}\n")
     summary, _ = run(manifest, tmp_path / "out")
-    assert counts(summary) == (1, 0, 0), summary["pairs"][0]["reason"]
+    assert counts(summary) == (1, 0, 0), summary.pairs[0].reason
 
 
 def test_an_input_is_fetched_once_per_run_however_many_pairs_use_it(
@@ -442,7 +443,7 @@ def test_an_input_is_fetched_once_per_run_however_many_pairs_use_it(
     manifest = tiny.manifest("content,style\n" + "".join(f"{web.url}/photo.jpg,{s}\n" for s in style_names))
     summary, _ = run(manifest, tmp_path / "out", retry_for_s=3)
     assert counts(summary) == (0, 0, 6)
-    reasons = {row["reason"] for row in summary["pairs"]}
+    reasons = {row.reason for row in summary.pairs}
     assert len(reasons) == 1
     (reason,) = reasons
     assert reason.startswith(f"content image {web.url}/photo.jpg: HTTP 503 from the server (gave up after ")

@@ -84,11 +84,11 @@ def test_renders_only_on_gpu_workers_one_at_a_time(
     m, out = manifest(2, 2), tmp_path / "out"
 
     state = render_manifest(
-        str(m), str(out), {**TINY, "iterations": 10}, executor=gpu_cluster.address, return_state=True
+        str(m), {**TINY, "iterations": 10}, out=str(out), executor=gpu_cluster.address, return_state=True
     )
 
     summary = state.result()
-    assert (summary["rendered"], summary["skipped"], summary["failed"]) == (4, 0, 0), gpu_cluster.processes.outputs()
+    assert (summary.rendered, summary.skipped, summary.failed) == (4, 0, 0), gpu_cluster.processes.outputs()
     markers = done_markers(out)
     assert len(markers) == 4
     gpu_pids = {p.pid for p in gpu_cluster.gpu_workers}
@@ -111,9 +111,9 @@ def test_dask_scheme_is_the_same_scheduler(
     assert cluster_has_gpus(executor)
     m, out = manifest(1, 1, name="one.csv"), tmp_path / "out"
 
-    summary = render_manifest(str(m), str(out), TINY, executor=executor)
+    summary = render_manifest(str(m), TINY, out=str(out), executor=executor)
 
-    assert (summary["rendered"], summary["failed"]) == (1, 0)
+    assert (summary.rendered, summary.failed) == (1, 0)
     assert worker_pids(done_markers(out)) <= {p.pid for p in gpu_cluster.gpu_workers}
 
 
@@ -124,7 +124,7 @@ def test_cpu_only_cluster_needs_no_gpu_resources(
     assert not cluster_has_gpus(cluster.address)
     m, out = manifest(2, 1), tmp_path / "out"
 
-    summary = render_manifest(str(m), str(out), TINY, executor=cluster.address)
+    summary = render_manifest(str(m), TINY, out=str(out), executor=cluster.address)
 
-    assert (summary["rendered"], summary["skipped"], summary["failed"]) == (2, 0, 0), processes.outputs()
+    assert (summary.rendered, summary.skipped, summary.failed) == (2, 0, 0), processes.outputs()
     assert worker_pids(done_markers(out)) == {cluster.cpu_workers[0].pid}

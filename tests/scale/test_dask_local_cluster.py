@@ -61,11 +61,11 @@ def test_gpu_resource_gives_each_worker_one_render_at_a_time(
         assert cluster_has_gpus(cluster.scheduler_address)
 
         start = time.monotonic()
-        state = render_manifest(str(m), str(out), settings, executor=cluster.scheduler_address, return_state=True)
+        state = render_manifest(str(m), settings, out=str(out), executor=cluster.scheduler_address, return_state=True)
         timing.info("flow on the LocalCluster (workers importing torch first): %.1f s", time.monotonic() - start)
 
         summary = state.result()
-        assert (summary["rendered"], summary["skipped"], summary["failed"]) == (4, 0, 0)
+        assert (summary.rendered, summary.skipped, summary.failed) == (4, 0, 0)
         markers = done_markers(out)
         assert len(markers) == 4
         assert worker_pids(markers) == pids  # both worker processes rendered, the test process none
@@ -87,7 +87,7 @@ def test_gpu_resource_gives_each_worker_one_render_at_a_time(
         with monkeypatch.context() as patch:
             patch.setattr(flows.render_manifest, "dask_gpu_annotation", contextlib.nullcontext)
             unpinned = tmp_path / "unpinned"
-            render_manifest(str(m), str(unpinned), settings, executor=cluster.scheduler_address)
+            render_manifest(str(m), settings, out=str(unpinned), executor=cluster.scheduler_address)
         assert overlaps(done_markers(unpinned)), "without the GPU annotation, renders should have shared a worker"
 
 
@@ -98,10 +98,10 @@ def test_dask_local_falls_back_to_a_local_cluster_without_gpus(manifest: Callabl
     assert not cluster_has_gpus("dask-local")
     m, out = manifest(2, 1), tmp_path / "out"
 
-    summary = render_manifest(str(m), str(out), TINY, executor="dask-local")
+    summary = render_manifest(str(m), TINY, out=str(out), executor="dask-local")
 
-    assert (summary["rendered"], summary["skipped"], summary["failed"]) == (2, 0, 0)
+    assert (summary.rendered, summary.skipped, summary.failed) == (2, 0, 0)
     markers = done_markers(out)
-    assert {Path(row["output"]).parent.name for row in summary["pairs"]} == {m.pair_id for m in markers}
+    assert {Path(row.output).parent.name for row in summary.pairs} == {m.pair_id for m in markers}
     assert os.getpid() not in worker_pids(markers)  # rendered in the cluster's worker process
     assert len(worker_pids(markers)) == 1  # the fallback cluster has one worker

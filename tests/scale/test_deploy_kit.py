@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from prefect import Flow
 
+from flows.cli import main
+from flows.flags import flag
+from tasks.runs.options import RunOptions
 from tests.scale.scale_helpers import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -59,6 +63,23 @@ def test_prefect_yaml_deployments_point_at_the_flow(prefect_yaml: dict[str, Any]
     assert prefect_yaml["pull"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $STYLEBATCH_HOME }}"}}
     ]
+
+
+def test_every_run_knob_is_a_flag_a_flow_parameter_and_a_deployment_parameter(prefect_yaml: dict[str, Any]) -> None:
+    """``RunOptions`` is the one declaration of a run's knobs: ``run --help`` and ``serve --help`` show a flag for
+    each, the flow takes each as a parameter, and both deployments set each (the rerun's manifest comes per run)."""
+    knobs = set(RunOptions.model_fields)
+    flow = _entrypoint("flows/render_manifest.py:render_manifest")
+    assert set(inspect.signature(flow.fn).parameters) == {"manifest", "defaults", *knobs}
+    assert set(flow.parameters.properties) == {"manifest", "defaults", *knobs}
+    for command in ("run", "serve"):
+        shown = CliRunner().invoke(main, [command, "--help"], terminal_width=200).stdout
+        assert all(f" {flag(name)} " in shown for name in knobs), command
+    for deployment in prefect_yaml["deployments"]:
+        given = set(deployment["parameters"]) - {"manifest"}
+        assert given == knobs, deployment["name"]
+        fixed = {k: v for k, v in deployment["parameters"].items() if k in knobs and "{{" not in str(v)}
+        assert RunOptions(**fixed).model_dump(include=set(fixed)) == fixed  # valid, and the defaults
 
 
 def test_prefect_yaml_environment_is_documented(prefect_yaml: dict[str, Any]) -> None:

@@ -60,7 +60,7 @@ def read_pairs(manifest: Path) -> list[Pair]:
 
 def render_or_record(pair: Pair, out: str) -> str:
     """What the render task does: render the pair, or write its failure record; return the status."""
-    return run_pair(pair, RunOptions(out), "cpu")["status"]
+    return run_pair(pair, RunOptions(out=out), "cpu").status
 
 
 def png_bytes(image: Image.Image) -> bytes:

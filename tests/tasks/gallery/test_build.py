@@ -27,6 +27,7 @@ from tasks.gallery.images import (
 from tasks.manifest.read import read_manifest
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import run_pair
+from tasks.runs.records import GalleryResult
 from tasks.storage.records import DONE, RECORD, read_record
 from tests.conftest import make_image
 from tests.support import png_header
@@ -53,14 +54,14 @@ def detail_pages(gallery: Path) -> dict[str, Path]:
 def test_build_returns_where_the_pages_are_and_what_they_show(small_root: SmallRoot) -> None:
     built = build_gallery(str(small_root.out))
 
-    assert built == {
-        "index": str(small_root.gallery / "index.html"),
-        "contact_sheets": [str(small_root.gallery / "contact_sheet.png")],
-        "pairs": 6,
-        "contents": 3,  # content1, content2 and the failed pair's missing.png
-        "styles": 2,
-        "notes": [],
-    }
+    assert built == GalleryResult(
+        index=str(small_root.gallery / "index.html"),
+        contact_sheets=[str(small_root.gallery / "contact_sheet.png")],
+        pairs=6,
+        contents=3,  # content1, content2 and the failed pair's missing.png
+        styles=2,
+        notes=[],
+    )
     index = (small_root.gallery / "index.html").read_text(encoding="utf-8")
     assert "5 rendered &middot; 1 failed &middot; 0 pending" in index
     assert index.count('<td class="cell">') == 3 * 2
@@ -100,7 +101,7 @@ def test_a_large_result_gets_a_thumbnail_of_480_px(tmp_path: Path) -> None:
 def test_contact_sheet_is_a_labelled_grid_of_cells(small_root: SmallRoot) -> None:
     built = build_gallery(str(small_root.out))
 
-    (path,) = built["contact_sheets"]
+    (path,) = built.contact_sheets
     with Image.open(path) as sheet:
         sheet.load()
     styles, contents = len(small_root.styles), len(small_root.contents)
@@ -128,7 +129,7 @@ def test_contact_sheet_is_a_labelled_grid_of_cells(small_root: SmallRoot) -> Non
 def test_contact_sheet_title_names_the_output_the_date_and_the_counts(small_root: SmallRoot) -> None:
     built = build_gallery(str(small_root.out))
 
-    with Image.open(built["contact_sheets"][0]) as sheet:
+    with Image.open(built.contact_sheets[0]) as sheet:
         band = sheet.convert("RGB").crop((0, 0, sheet.width, TITLE))
     title = f"renders · {datetime.now(UTC):%Y-%m-%d} · 5 rendered, 1 failed"
     expected = Image.new("RGB", band.size, BACKGROUND)
@@ -149,9 +150,9 @@ def test_a_large_batch_is_split_over_several_sheets_of_full_size_cells(tmp_path:
 
     built = build_gallery(str(out))
 
-    assert [Path(p).name for p in built["contact_sheets"]] == ["contact_sheet.png", "contact_sheet-2.png"]
+    assert [Path(p).name for p in built.contact_sheets] == ["contact_sheet.png", "contact_sheet-2.png"]
     heights = []
-    for path in built["contact_sheets"]:
+    for path in built.contact_sheets:
         with Image.open(path) as sheet:
             assert sheet.width == 2 * CELL
             heights.append(sheet.height)
@@ -240,7 +241,7 @@ def test_a_rebuild_adds_new_pairs_and_makes_only_their_thumbnails(small_root: Sm
 
     built = build_gallery(str(small_root.out))
 
-    assert built["pairs"] == 7
+    assert built.pairs == 7
     assert all(thumb.stat().st_mtime == OLD for thumb in thumbs)
     (new,) = set((small_root.gallery / "thumbs").iterdir()) - set(thumbs)
     assert new.name.startswith("extra-")
@@ -259,7 +260,7 @@ def test_manifest_shows_its_pairs_in_its_order_and_pending_ones(small_root: Smal
 
     built = build_gallery(str(small_root.out), pairs)
 
-    assert (built["pairs"], built["contents"], built["styles"]) == (3, 2, 2)
+    assert (built.pairs, built.contents, built.styles) == (3, 2, 2)
     assert [e.pair_id for e in read_entries(str(small_root.out), pairs)] == [p.pair_id for p in pairs]
     assert [e.status for e in read_entries(str(small_root.out), pairs)] == ["rendered", "rendered", "pending"]
     index = small_root.gallery / "index.html"
@@ -285,7 +286,7 @@ def test_a_manifest_without_the_runs_settings_finds_its_results_and_names_the_fl
     manifest = tmp_path / "m.csv"
     manifest.write_text("content,style\nc.png,s.png\n")
     (rendered,) = read_manifest(str(manifest), FAST | {"iterations": 2}).pairs  # what the run rendered
-    run_pair(rendered, RunOptions(str(tmp_path / "out")), "cpu")
+    run_pair(rendered, RunOptions(out=str(tmp_path / "out")), "cpu")
     (asked,) = read_manifest(str(manifest), FAST).pairs  # the gallery's flags lack --iterations 2
     assert asked.pair_id != rendered.pair_id
 
@@ -294,7 +295,7 @@ def test_a_manifest_without_the_runs_settings_finds_its_results_and_names_the_fl
     (entry,) = read_entries(str(tmp_path / "out"), [asked])
     assert entry.status == "pending"
     note = f"{rendered.pair_id} rendered this row with other settings: pass --iterations 2 to show it"
-    assert built["notes"] == [f"{asked.pair_id} (pending): {note}"]
+    assert built.notes == [f"{asked.pair_id} (pending): {note}"]
     page = (tmp_path / "out" / "gallery" / "pairs" / f"{asked.pair_id}.html").read_text(encoding="utf-8")
     assert "pass --iterations 2 to show it" in page
     (shown,) = read_entries(str(tmp_path / "out"), read_manifest(str(manifest), FAST | {"iterations": 2}).pairs)
@@ -325,16 +326,16 @@ def test_unfinished_hidden_and_foreign_folders_are_left_out(small_root: SmallRoo
 
     built = build_gallery(str(out))
 
-    assert built["pairs"] == 6
+    assert built.pairs == 6
     assert {e.pair_id for e in read_entries(str(out))} == {p.pair_id for p in small_root.pairs}
 
 
 def test_an_empty_root_gives_an_empty_page_and_no_contact_sheet(tmp_path: Path) -> None:
     built = build_gallery(str(tmp_path / "renders"))
 
-    assert built["contact_sheets"] == []
-    assert (built["pairs"], built["contents"], built["styles"]) == (0, 0, 0)
-    assert "0 rendered &middot; 0 failed &middot; 0 pending" in Path(built["index"]).read_text(encoding="utf-8")
+    assert built.contact_sheets == []
+    assert (built.pairs, built.contents, built.styles) == (0, 0, 0)
+    assert "0 rendered &middot; 0 failed &middot; 0 pending" in Path(built.index).read_text(encoding="utf-8")
 
 
 def test_real_pair_folders_read_back_through_the_records(small_root: SmallRoot) -> None:
@@ -361,7 +362,7 @@ def test_damaged_huge_and_missing_files_never_stop_the_gallery(tmp_path: Path) -
 
     built = build_gallery(str(out))
 
-    assert built["pairs"] == 3
+    assert built.pairs == 3
     gallery = out / "gallery"
     assert (gallery / "index.html").is_file()
     assert {page.stem for page in (gallery / "pairs").glob("*.html")} == {"corrupt-result", "damaged-log", "bomb-input"}

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tasks.gallery.build import build_gallery
 from tasks.gallery.images import CELL, TITLE
+from tasks.runs.records import GalleryResult
 from tests.conftest import make_image
 from tests.support import forget_s3_clients
 from tests.tasks.gallery.helpers import (
@@ -53,14 +54,14 @@ def test_the_gallery_is_written_into_the_bucket(s3: Bucket, s3_root: tuple[str, 
 
     built = build_gallery(out)
 
-    assert built == {
-        "index": f"{out}/gallery/index.html",
-        "contact_sheets": [f"{out}/gallery/contact_sheet.png"],
-        "pairs": 4,
-        "contents": 3,
-        "styles": 1,
-        "notes": [],
-    }
+    assert built == GalleryResult(
+        index=f"{out}/gallery/index.html",
+        contact_sheets=[f"{out}/gallery/contact_sheet.png"],
+        pairs=4,
+        contents=3,
+        styles=1,
+        notes=[],
+    )
     keys = s3.keys("renders/gallery")
     assert {"index.html", "contact_sheet.png"} <= keys
     assert {k for k in keys if k.startswith("pairs/")} == {f"pairs/{i}.html" for i in pair_ids}

@@ -34,7 +34,7 @@ def big_root(tmp_path: Path) -> Path:
 def test_500_pairs_build_completely(big_root: Path) -> None:
     """Every pair gets its thumbnail, page and cell (how fast: bench/gallery.py)."""
     built = build_gallery(str(big_root))
-    assert (built["pairs"], built["contents"], built["styles"]) == (500, CONTENTS, STYLES)
+    assert (built.pairs, built.contents, built.styles) == (500, CONTENTS, STYLES)
     gallery = big_root / "gallery"
     assert len(list((gallery / "thumbs").iterdir())) == 500
     assert len(list((gallery / "pairs").iterdir())) == 500
@@ -66,5 +66,5 @@ def test_a_rebuild_lists_the_thumbnail_folder_once(tmp_path: Path, monkeypatch: 
 
     built = build_gallery(str(out))
 
-    assert built["pairs"] == 40
+    assert built.pairs == 40
     assert listings.count("thumbs") <= 1, f"gallery/thumbs listed {listings.count('thumbs')} times for 40 pairs"

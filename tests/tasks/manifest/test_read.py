@@ -11,7 +11,7 @@ import pytest
 
 from nst_core import Settings, SettingsError, StorageError
 from tasks.manifest.read import Manifest, Pair, RowError, _auto_id, read_manifest
-from tasks.storage.folders import pair_folder
+from tasks.storage.root import OutputRoot
 
 if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
     from tests.support import Bucket, WebFolder
@@ -82,7 +82,7 @@ def test_several_styles_with_blend_weights(tmp_path: Path) -> None:
 )
 def test_blend_weight_count_mismatch_is_a_row_error(tmp_path: Path, styles: str, weights: str, reason: str) -> None:
     manifest = read(tmp_path, "content,style,style_weights", "c.png,x.png,", f"c.png,{styles},{weights}")
-    assert manifest.errors == [RowError(3, "style_weights", reason)]
+    assert manifest.errors == [RowError.at(3, "style_weights", reason)]
     assert [pair.row for pair in manifest.pairs] == [2]
 
 
@@ -175,7 +175,7 @@ def test_manifest_over_http_resolves_relative_paths_to_http(web: WebFolder) -> N
 def test_missing_required_column_fails_every_row(tmp_path: Path, header: str, missing: list[str]) -> None:
     manifest = read(tmp_path, header, "a.png,3", "b.png,4")
     assert manifest.pairs == []
-    assert manifest.errors == [RowError(1, column, "required column is missing") for column in missing]
+    assert manifest.errors == [RowError.at(1, column, "required column is missing") for column in missing]
     assert str(manifest.errors[0]) == f"row 1, column {missing[0]}: required column is missing"
 
 
@@ -214,8 +214,8 @@ def test_unknown_setting_column_with_a_value_suggests_a_name(tmp_path: Path) -> 
     manifest = read(tmp_path, "content,style,iteratons,zzz", "a.png,s.png,,", "b.png,s.png,5,", "c.png,s.png,,1")
     assert [pair.row for pair in manifest.pairs] == [2]  # blank cells in unknown columns are fine
     assert manifest.errors == [
-        RowError(3, "iteratons", "unknown setting; did you mean 'iterations'?"),
-        RowError(4, "zzz", "unknown setting"),
+        RowError.at(3, "iteratons", "unknown setting; did you mean 'iterations'?"),
+        RowError.at(4, "zzz", "unknown setting"),
     ]
 
 
@@ -246,14 +246,14 @@ def test_every_invalid_setting_of_a_row_is_reported(tmp_path: Path) -> None:
 def test_duplicate_user_ids_report_the_later_row(tmp_path: Path) -> None:
     manifest = read(tmp_path, "id,content,style", "same,a.png,s.png", "other,b.png,s.png", "same,c.png,t.png")
     assert [(pair.pair_id, pair.row) for pair in manifest.pairs] == [("same", 2), ("other", 3)]
-    assert manifest.errors == [RowError(4, "id", "duplicate id 'same' (row 2)")]
+    assert manifest.errors == [RowError.at(4, "id", "duplicate id 'same' (row 2)")]
 
 
 def test_identical_rows_without_id_are_duplicates(tmp_path: Path) -> None:
     manifest = read(tmp_path, "content,style,iterations", "a.png,s.png,3", "b.png,s.png,3", "a.png,s.png,3")
     first = manifest.pairs[0]
     assert [pair.row for pair in manifest.pairs] == [2, 3]
-    assert manifest.errors == [RowError(4, "id", f"duplicate id {first.pair_id!r} (row 2)")]
+    assert manifest.errors == [RowError.at(4, "id", f"duplicate id {first.pair_id!r} (row 2)")]
 
 
 @pytest.mark.parametrize("unsafe", ["../../x", "a/b", ".hidden", "..", "/etc", "a\\b", "with space", "x" * 121])
@@ -272,7 +272,7 @@ def test_no_pair_folder_escapes_the_output_root(tmp_path: Path) -> None:
     out = "/renders/run"
     assert len(manifest.pairs) == 5
     for pair in manifest.pairs:
-        folder = posixpath.normpath(pair_folder(out, pair.pair_id))
+        folder = posixpath.normpath(OutputRoot.open(out).pair_uri(pair.pair_id))
         assert posixpath.dirname(folder) == out
         assert not posixpath.basename(folder).startswith(".")
 

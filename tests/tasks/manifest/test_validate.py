@@ -14,8 +14,8 @@ from torchvision import models
 
 from nst_core.images import encode_image
 from nst_core.networks import imagenet_cache_path
-from tasks.manifest.read import read_manifest
-from tasks.manifest.validate import Problem, check_weights, validate
+from tasks.manifest.read import RowError, read_manifest
+from tasks.manifest.validate import check_weights, validate
 from tests.support import QuietHandler, WebFolder, png_header, serve_folder
 
 if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
@@ -137,8 +137,8 @@ def test_inputs_on_s3(s3: Bucket, pil_image: Callable[..., Image.Image], tmp_pat
 
 
 def test_problem_rows_are_compressed_into_ranges() -> None:
-    assert str(Problem((2, 3, 4, 7, 9, 10), "content", "x")) == "rows 2-4, 7, 9-10, column content: x"
-    assert str(Problem((5,), "weights", "y")) == "row 5, column weights: y"
+    assert str(RowError((2, 3, 4, 7, 9, 10), "content", "x")) == "rows 2-4, 7, 9-10, column content: x"
+    assert str(RowError((5,), "weights", "y")) == "row 5, column weights: y"
 
 
 # --- weights ---------------------------------------------------------------------------------------

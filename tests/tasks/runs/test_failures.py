@@ -89,14 +89,14 @@ from tasks.runs.pairs import run_batch
 
 folder = Path(sys.argv[1])
 small, *large = read_manifest(str(folder / "m.csv"), {"weights": "random:0", "iterations": "1"}).pairs
-options = RunOptions(str(folder / "out"))
+options = RunOptions(out=str(folder / "out"))
 run_batch([small], options, "cpu")  # torch and the network loaded before the limit
 with open("/proc/self/statm") as f:
     data = int(f.read().split()[5]) * 4096
 resource.setrlimit(resource.RLIMIT_DATA, (data + 256 * 2**20, resource.RLIM_INFINITY))  # 256 MiB more
 for outcome in run_batch(large, options, "cpu"):
-    print(outcome["pair_id"], outcome["status"], outcome["reason"])
-print(run_batch([small], RunOptions(options.out, force=True), "cpu")[0]["status"])
+    print(outcome.pair_id, outcome.status, outcome.reason)
+print(run_batch([small], RunOptions(out=options.out, force=True), "cpu")[0].status)
 """
 
 

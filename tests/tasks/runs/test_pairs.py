@@ -100,14 +100,14 @@ def test_run_pair_locally(tmp_path: Path, content_path: Path, style_path: Path) 
     out = tmp_path / "renders"
     steps: list[StepInfo] = []
 
-    outcome = run_pair(pair, RunOptions(str(out)), None, on_step=steps.append)
+    outcome = run_pair(pair, RunOptions(out=str(out)), None, on_step=steps.append)
 
     folder = out / pair.pair_id
-    assert outcome["status"] == "rendered"
-    assert outcome["output"] == f"{folder}/{RESULT}"
-    assert outcome["fingerprint"] == pair.fingerprint
-    assert (outcome["pair_id"], outcome["row"], outcome["device"]) == (pair.pair_id, 2, "cpu")
-    assert outcome["final"]["iteration"] == 3
+    assert outcome.status == "rendered"
+    assert outcome.output == f"{folder}/{RESULT}"
+    assert outcome.fingerprint == pair.fingerprint
+    assert (outcome.pair_id, outcome.row, outcome.device) == (pair.pair_id, 2, "cpu")
+    assert outcome.final.iteration == 3
     assert [step.iteration for step in steps] == [1, 2, 3]
     assert sorted(path.name for path in folder.iterdir()) == PAIR_FILES  # the lease went with the old folder
     assert sorted(path.name for path in out.iterdir()) == [pair.pair_id]  # no staging folder left
@@ -119,16 +119,16 @@ def test_run_pair_locally(tmp_path: Path, content_path: Path, style_path: Path) 
 
 def test_run_pair_device_argument_overrides_the_setting(tmp_path: Path, content_path: Path, style_path: Path) -> None:
     pair = local_pair(tmp_path, "content.png,style.png,auto", "content,style,device")
-    outcome = run_pair(pair, RunOptions(str(tmp_path / "out")), "cpu")
+    outcome = run_pair(pair, RunOptions(out=str(tmp_path / "out")), "cpu")
     folder = tmp_path / "out" / pair.pair_id
     record = read_record((folder / RECORD).read_bytes(), (folder / DONE).read_bytes())
-    assert record.settings.device == outcome["device"] == "cpu"
+    assert record.settings.device == outcome.device == "cpu"
     assert finished(str(tmp_path / "out"), pair.pair_id, pair.fingerprint)  # the device is not in the fingerprint
 
 
 def test_run_pair_keeps_snapshots(tmp_path: Path, content_path: Path, style_path: Path) -> None:
     pair = local_pair(tmp_path, "content.png,style.png,1,3", "content,style,snapshot_every,iterations")
-    run_pair(pair, RunOptions(str(tmp_path / "out")))
+    run_pair(pair, RunOptions(out=str(tmp_path / "out")))
     snapshots = tmp_path / "out" / pair.pair_id / "snapshots"
     assert sorted(path.name for path in snapshots.iterdir()) == ["00001.png", "00002.png", "00003.png"]
     for path in snapshots.iterdir():
@@ -147,10 +147,10 @@ def test_run_pair_with_s3_inputs_and_outputs(s3: Bucket, pil_image: Callable[...
     assert {pair.content, *pair.styles} == inputs
     out = f"{s3.uri}/renders/run1"
 
-    outcome = run_pair(pair, RunOptions(out))
+    outcome = run_pair(pair, RunOptions(out=out))
 
-    assert outcome["status"] == "rendered", outcome.get("reason")
-    assert outcome["output"] == f"{out}/{pair.pair_id}/result.png"
+    assert outcome.status == "rendered", outcome.reason
+    assert outcome.output == f"{out}/{pair.pair_id}/result.png"
     assert s3.keys("renders/run1") == {f"{pair.pair_id}/{name}" for name in PAIR_FILES}  # the lease is released
     data = {uri: s3.get(uri.removeprefix(f"{s3.uri}/")) for uri in inputs}
     check_outputs(lambda name: s3.get(f"renders/run1/{pair.pair_id}/{name}"), pair, data, iterations=2)
@@ -165,7 +165,7 @@ def test_run_pair_with_http_inputs(tmp_path: Path, web: WebFolder, image_factory
     assert (pair.content, pair.styles) == (f"{web.url}/photo%20one.png", (f"{web.url}/style.png",))
     out = tmp_path / "renders"
 
-    assert run_pair(pair, RunOptions(str(out)))["status"] == "rendered"
+    assert run_pair(pair, RunOptions(out=str(out))).status == "rendered"
 
     assert pair.pair_id.startswith("photo-one__style-")
     inputs = {pair.content: content.read_bytes(), pair.styles[0]: style.read_bytes()}
@@ -176,9 +176,9 @@ def test_run_pair_with_http_inputs(tmp_path: Path, web: WebFolder, image_factory
 
 
 def assert_failed(outcome: dict[str, Any], out: Path, pair: Pair, reason: str) -> None:
-    assert outcome["status"] == "failed"
-    assert outcome["reason"] == reason
-    assert "Traceback" in outcome["traceback"]
+    assert outcome.status == "failed"
+    assert outcome.reason == reason
+    assert "Traceback" in outcome.traceback
     assert sorted(p.name for p in (out / pair.pair_id).iterdir()) == [FAILED]
     record = read_failure((out / pair.pair_id / FAILED).read_bytes())
     assert (record.error, record.pair_id, record.row, record.settings) == (
@@ -195,18 +195,18 @@ def test_a_missing_input_fails_the_pair(tmp_path: Path, content_path: Path, styl
     cells = {"content": "content.png", "style": "style.png"} | {role: "missing.png"}
     pair = local_pair(tmp_path, f"{cells['content']},{cells['style']}")
     out = tmp_path / "renders"
-    outcome = run_pair(pair, RunOptions(str(out)))
+    outcome = run_pair(pair, RunOptions(out=str(out)))
     assert_failed(outcome, out, pair, f"{role} image {tmp_path.resolve()}/missing.png: not found")
 
 
 def test_missing_inputs_over_http_and_s3(tmp_path: Path, web: WebFolder, s3: Bucket, style_path: Path) -> None:
     pair = Pair("p", 2, f"{web.url}/nope.png", (f"{s3.uri}/nope.png",), Settings.from_values(FAST))
     out = tmp_path / "renders"
-    outcome = run_pair(pair, RunOptions(str(out), run="one"))
+    outcome = run_pair(pair, RunOptions(out=str(out)), run_id="one")
     assert_failed(outcome, out, pair, f"content image {web.url}/nope.png: not found (HTTP 404)")
     (web.root / "nope.png").write_bytes(style_path.read_bytes())
-    outcome = run_pair(pair, RunOptions(f"{s3.uri}/renders", run="two"))
-    assert outcome["reason"] == f"style image {s3.uri}/nope.png: not found"
+    outcome = run_pair(pair, RunOptions(out=f"{s3.uri}/renders"), run_id="two")
+    assert outcome.reason == f"style image {s3.uri}/nope.png: not found"
     assert s3.keys("renders") == {f"p/{FAILED}"}
 
 
@@ -214,7 +214,7 @@ def test_an_input_that_is_not_an_image(tmp_path: Path, content_path: Path) -> No
     (tmp_path / "notes.png").write_text("not an image")
     pair = local_pair(tmp_path, "content.png,notes.png")
     out = tmp_path / "renders"
-    outcome = run_pair(pair, RunOptions(str(out)))
+    outcome = run_pair(pair, RunOptions(out=str(out)))
     assert_failed(outcome, out, pair, f"style image {tmp_path.resolve()}/notes.png: not an image Pillow can read")
 
 
@@ -223,9 +223,9 @@ def test_an_output_root_that_is_a_file_fails_once(tmp_path: Path, content_path: 
     blocker.write_text("a file where the output root should be")
     pair = local_pair(tmp_path)
     steps: list[StepInfo] = []
-    outcome = run_pair(pair, RunOptions(str(blocker)), on_step=steps.append)
-    assert outcome["status"] == "failed"
-    assert outcome["reason"] == f"output {blocker}/{pair.pair_id}: part of the path is a file, not a folder"
+    outcome = run_pair(pair, RunOptions(out=str(blocker)), on_step=steps.append)
+    assert outcome.status == "failed"
+    assert outcome.reason == f"output {blocker}/{pair.pair_id}: part of the path is a file, not a folder"
     assert steps == []  # refused before rendering, and not retried
     assert blocker.read_text() == "a file where the output root should be"
 
@@ -245,8 +245,8 @@ def test_a_transient_write_error_is_retried_without_rendering_again(
     monkeypatch.setattr(run_pair_module, "write_pair", flaky_write)
     monkeypatch.setattr(stopping, "sleep", lambda seconds: None)  # no backoff wait in a test
     steps: list[StepInfo] = []
-    outcome = run_pair(pair, RunOptions(str(tmp_path / "out")), on_step=steps.append)
-    assert outcome["status"] == "rendered"
+    outcome = run_pair(pair, RunOptions(out=str(tmp_path / "out")), on_step=steps.append)
+    assert outcome.status == "rendered"
     assert len(writes) == 2
     assert [step.iteration for step in steps] == [1, 2]  # rendered once
 
@@ -255,7 +255,7 @@ def test_a_timeout_stops_the_render_at_an_iteration(tmp_path: Path, content_path
     pair = local_pair(tmp_path, "content.png,style.png,100000", "content,style,iterations")
     out = tmp_path / "out"
     start = time.monotonic()
-    outcome = run_pair(pair, RunOptions(str(out), timeout_s=1.5))
+    outcome = run_pair(pair, RunOptions(out=str(out), timeout_s=1.5))
     assert time.monotonic() - start < 20
     assert_failed(outcome, out, pair, "timed out after 1.5 s (--timeout)")
 
@@ -268,10 +268,10 @@ def test_a_stop_request_leaves_the_folder_as_it_was(tmp_path: Path, content_path
         if step.iteration == 3:
             stopping.request_stop()
 
-    outcome = run_pair(pair, RunOptions(str(out)), on_step=stop_at_3)
-    assert (outcome["status"], outcome["reason"]) == ("cancelled", "stopped before it finished (Ctrl-C)")
+    outcome = run_pair(pair, RunOptions(out=str(out)), on_step=stop_at_3)
+    assert (outcome.status, outcome.reason) == ("cancelled", "stopped before it finished (Ctrl-C)")
     assert list(out.iterdir()) == []  # no result, no failure record, no lease, no empty folder
-    assert run_pair(pair, RunOptions(str(out)))["status"] == "cancelled"  # and no new pair starts
+    assert run_pair(pair, RunOptions(out=str(out))).status == "cancelled"  # and no new pair starts
 
 
 # --- leases: two runs on one output root ---------------------------------------------------------
@@ -288,8 +288,8 @@ def test_a_pair_leased_by_a_live_run_is_skipped(tmp_path: Path, content_path: Pa
     folder = tmp_path / "out" / pair.pair_id
     write_lease(folder, "render-box-7", 4242)
     steps: list[StepInfo] = []
-    outcome = run_pair(pair, RunOptions(str(tmp_path / "out")), on_step=steps.append)
-    assert (outcome["status"], outcome["reason"]) == (
+    outcome = run_pair(pair, RunOptions(out=str(tmp_path / "out")), on_step=steps.append)
+    assert (outcome.status, outcome.reason) == (
         "skipped",
         "being rendered by another run (render-box-7 pid 4242)",
     )
@@ -308,7 +308,7 @@ def test_a_stale_lease_is_taken_over(
 ) -> None:
     pair = local_pair(tmp_path)
     write_lease(tmp_path / "out" / pair.pair_id, host, pid, age_s)
-    assert run_pair(pair, RunOptions(str(tmp_path / "out")))["status"] == "rendered"
+    assert run_pair(pair, RunOptions(out=str(tmp_path / "out"))).status == "rendered"
     assert sorted(p.name for p in (tmp_path / "out" / pair.pair_id).iterdir()) == PAIR_FILES
 
 
@@ -317,10 +317,10 @@ def test_a_pair_finished_meanwhile_by_another_run_is_skipped(
 ) -> None:
     pair = local_pair(tmp_path)
     out = tmp_path / "out"
-    assert run_pair(pair, RunOptions(str(out)))["status"] == "rendered"
+    assert run_pair(pair, RunOptions(out=str(out))).status == "rendered"
     before = (out / pair.pair_id / DONE).read_bytes()
-    outcome = run_pair(pair, RunOptions(str(out)))  # as a second run that selected it before it was finished
-    assert (outcome["status"], outcome["reason"]) == ("skipped", "finished by another run")
+    outcome = run_pair(pair, RunOptions(out=str(out)))  # as a second run that selected it before it was finished
+    assert (outcome.status, outcome.reason) == ("skipped", "finished by another run")
     assert (out / pair.pair_id / DONE).read_bytes() == before
     assert sorted(p.name for p in (out / pair.pair_id).iterdir()) == PAIR_FILES
 
@@ -329,9 +329,9 @@ def test_a_lease_on_s3_is_conditional(s3: Bucket, content_path: Path, style_path
     pair = local_pair(tmp_path)
     live = {"owner": "other", "host": "render-box-7", "pid": 4242, "heartbeat": time.time()}
     s3.put(f"out/{pair.pair_id}/{LEASE}", json.dumps(live).encode())
-    assert run_pair(pair, RunOptions(f"{s3.uri}/out"))["status"] == "skipped"
+    assert run_pair(pair, RunOptions(out=f"{s3.uri}/out")).status == "skipped"
     s3.put(f"out/{pair.pair_id}/{LEASE}", json.dumps(live | {"heartbeat": time.time() - 3600}).encode())
-    assert run_pair(pair, RunOptions(f"{s3.uri}/out"))["status"] == "rendered"
+    assert run_pair(pair, RunOptions(out=f"{s3.uri}/out")).status == "rendered"
     assert s3.keys(f"out/{pair.pair_id}") == set(PAIR_FILES)
 
 
@@ -366,13 +366,15 @@ def test_run_batch_renders_each_pair_of_a_batch_as_run_pair_does(
     pairs = read_manifest(str(tmp_path / "m.csv"), FAST).pairs
     out = tmp_path / "out"
     steps: list[tuple[int, int]] = []
-    outcomes = run_batch(pairs, RunOptions(str(out)), "cpu", lambda index, step: steps.append((index, step.iteration)))
-    assert [(o["pair_id"], o["status"]) for o in outcomes] == [("a", "rendered"), ("b", "rendered")]
+    outcomes = run_batch(
+        pairs, RunOptions(out=str(out)), "cpu", lambda index, step: steps.append((index, step.iteration))
+    )
+    assert [(o.pair_id, o.status) for o in outcomes] == [("a", "rendered"), ("b", "rendered")]
     assert sorted(steps) == [(0, 1), (0, 2), (1, 1), (1, 2)]
     for outcome in outcomes:
-        assert sorted(p.name for p in (out / outcome["pair_id"]).iterdir()) == PAIR_FILES
+        assert sorted(p.name for p in (out / outcome.pair_id).iterdir()) == PAIR_FILES
     records = [read_record((out / i / RECORD).read_bytes(), (out / i / DONE).read_bytes()) for i in "ab"]
     assert records[0].final.total != records[1].final.total  # each with its own weights
     assert records[0].timings.optimise_s == records[1].timings.optimise_s  # one batch
-    again = run_batch(pairs, RunOptions(str(out)), "cpu")
-    assert [o["status"] for o in again] == ["skipped", "skipped"]
+    again = run_batch(pairs, RunOptions(out=str(out)), "cpu")
+    assert [o.status for o in again] == ["skipped", "skipped"]

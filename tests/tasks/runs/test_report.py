@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from markdown_it import MarkdownIt
 
-from tasks.manifest.read import read_manifest
+from tasks.manifest.read import Pair, read_manifest
 from tasks.runs.links import Links, md_escape
+from tasks.runs.records import GalleryResult, Outcome, RunSummary
 from tasks.runs.report import artifact_key, markdown_report, row_problems, summarise, table_description, table_rows
+from tasks.storage.records import LossRow, Status
+
+
+def _rendered(pair: Pair, wall_s: float) -> Outcome:
+    final = LossRow(iteration=3, content=1.0, style=0.5, tv=0.1, total=2.5, lr=1.0, elapsed_s=wall_s)
+    return Outcome(pair_id=pair.pair_id, row=pair.row, status=Status.RENDERED, final=final, wall_s=wall_s)
 
 
 def _manifest(tmp_path: Path) -> str:
@@ -22,35 +28,32 @@ def test_summary_counts_each_bad_row_once(tmp_path: Path) -> None:
     parsed = read_manifest(_manifest(tmp_path))
     rendered, skipped = parsed.pairs
     assert len(parsed.errors) > 1 and {e.row for e in parsed.errors} == {4}  # one row, several problems
-    outcome = {"status": "rendered", "pair_id": rendered.pair_id, "final": {"total": 2.5}, "wall_s": 1.0}
-    summary = summarise(parsed, "out", [outcome], [skipped], 3.0)
-    assert (summary["rendered"], summary["skipped"], summary["failed"]) == (1, 1, 1)
-    assert [row["row"] for row in summary["pairs"]] == [2, 3, 4]
-    assert summary["pairs"][0]["total_loss"] == 2.5
-    assert summary["pairs"][0]["output"] == f"out/{rendered.pair_id}/result.png"
-    assert summary["pairs"][2]["reason"] == row_problems(parsed)[4]
+    summary = summarise(parsed, "out", [_rendered(rendered, 1.0)], [skipped], 3.0)
+    assert (summary.rendered, summary.skipped, summary.failed) == (1, 1, 1)
+    assert [row.row for row in summary.pairs] == [2, 3, 4]
+    assert summary.pairs[0].final.total == 2.5
+    assert summary.pairs[0].output == f"out/{rendered.pair_id}/result.png"
+    assert summary.pairs[2].reason == row_problems(parsed)[4]
     assert "column style" in row_problems(parsed)[4] and ";" in row_problems(parsed)[4]
 
 
-def _summary(tmp_path: Path, out: str) -> dict[str, Any]:
+def _summary(tmp_path: Path, out: str) -> RunSummary:
     """Row 2 rendered in 87.155... s, row 3 skipped, row 4 a bad row; a gallery with two contact sheets."""
     parsed = read_manifest(_manifest(tmp_path))
     rendered, skipped = parsed.pairs
-    outcome = {"status": "rendered", "pair_id": rendered.pair_id, "final": {"total": 2.5}, "wall_s": 87.15504206800006}
-    summary = summarise(parsed, out, [outcome], [skipped], 91.04)
+    summary = summarise(parsed, out, [_rendered(rendered, 87.15504206800006)], [skipped], 91.04)
     gallery = f"{out}/gallery"
     sheets = [f"{gallery}/contact_sheet.png", f"{gallery}/contact_sheet-2.png"]
-    return summary | {
-        "gallery": {"index": f"{gallery}/index.html", "contact_sheets": sheets, "contents": 2, "styles": 1}
-    }
+    shown = GalleryResult(index=f"{gallery}/index.html", contact_sheets=sheets, contents=2, styles=1)
+    return summary.model_copy(update={"gallery": shown})
 
 
 def test_table_is_compact_rounded_and_links_results_where_a_browser_opens_them(tmp_path: Path) -> None:
     summary = _summary(tmp_path, str(tmp_path / "out"))
-    rows = table_rows(summary["pairs"], Links(str(tmp_path / "out"), "https://renders.example.com/nightly"))
+    rows = table_rows(summary.pairs, Links(str(tmp_path / "out"), "https://renders.example.com/nightly"))
     assert [list(row) for row in rows] == [["pair", "row", "status", "time", "result", "reason"]] * 3
     rendered, skipped, bad = rows
-    pair_id = summary["pairs"][0]["id"]
+    pair_id = summary.pairs[0].id
     assert (rendered["row"], rendered["status"], rendered["time"], rendered["reason"]) == (2, "rendered", "87.2 s", "")
     assert rendered["pair"] == md_escape(pair_id) and "\\_" in rendered["pair"]  # c__s-hash: not bold in the UI
     assert rendered["result"] == f"[result.png](https://renders.example.com/nightly/{pair_id}/result.png)"
@@ -61,12 +64,10 @@ def test_table_is_compact_rounded_and_links_results_where_a_browser_opens_them(t
 
 def test_table_shows_local_results_as_text_and_long_reasons_briefly(tmp_path: Path) -> None:
     summary = _summary(tmp_path, str(tmp_path / "out"))
-    reason = summary["pairs"][2]["reason"]
-    rows = table_rows(summary["pairs"], Links(str(tmp_path / "out")))
+    reason = summary.pairs[2].reason
+    rows = table_rows(summary.pairs, Links(str(tmp_path / "out")))
     assert rows[0]["result"] == "`result.png`"  # text, not a broken link; the description says where
-    assert (
-        table_description(summary) == f"Pairs of `{summary['manifest']}`; results in `{tmp_path}/out/<pair>/result.png`"
-    )
+    assert table_description(summary) == f"Pairs of `{summary.manifest}`; results in `{tmp_path}/out/<pair>/result.png`"
     assert not any("](" in v for row in rows for v in row.values() if isinstance(v, str))
     assert len(reason) > 36
     shown = MarkdownIt("commonmark").renderInline(rows[2]["reason"])
@@ -96,8 +97,9 @@ def test_report_without_links_shows_paths_as_text_and_how_to_open_the_gallery(tm
 
 def test_report_escapes_names_and_reasons(tmp_path: Path) -> None:
     summary = _summary(tmp_path, "s3://b/out")
-    summary |= {"manifest": "s3://b/a_1913_*b*.csv", "gallery": {"error": "store <gone> _now_"}}
-    summary["pairs"][2]["reason"] = "column [x](y): **bad**"
+    pairs = [*summary.pairs[:2], summary.pairs[2].model_copy(update={"reason": "column [x](y): **bad**"})]
+    gallery = GalleryResult(error="store <gone> _now_")
+    summary = summary.model_copy(update={"manifest": "s3://b/a_1913_*b*.csv", "gallery": gallery, "pairs": pairs})
     html = MarkdownIt("commonmark").render(markdown_report(summary, Links("s3://b/out", "https://cdn.example.com")))
     assert "<h1>s3://b/a_1913_*b*.csv</h1>" in html
     assert "Gallery: store &lt;gone&gt; _now_" in html

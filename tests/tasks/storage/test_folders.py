@@ -14,8 +14,9 @@ from PIL import Image
 from nst_core import Settings, StorageError
 from nst_core.images import encode_image
 from tasks.runs.pairs import failure_record
-from tasks.storage.folders import finished, pair_folder, write_failure, write_pair
+from tasks.storage.folders import finished, write_failure, write_pair
 from tasks.storage.records import DONE, FAILED, RESULT, read_completion, read_failure
+from tasks.storage.root import OutputRoot
 from tests.tasks.gallery.helpers import FakePair, png_bytes
 
 if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
@@ -44,7 +45,7 @@ def test_write_pair_locally(tmp_path: Path, pil_image: Callable[..., Image.Image
     pair = fake()
     files = outputs(pil_image, pair, snapshots=2)
     folder = write_pair(str(out), "p1", files)
-    assert folder == pair_folder(str(out), "p1") == f"{out}/p1"
+    assert folder == OutputRoot.open(str(out)).pair_uri("p1") == f"{out}/p1"
     assert files_under(out) == {f"p1/{name}" for name in files}
     for name, data in files.items():
         assert (out / "p1" / name).read_bytes() == data
