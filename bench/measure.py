@@ -19,7 +19,7 @@ from PIL import Image
 
 from nst_core import BatchJob, RenderResult, Settings, render_batch
 from nst_core.device import autocast, pick_device, pick_precision
-from nst_core.fastpath import memory_format, prepare_network
+from nst_core.network import memory_format, prepare_network
 
 __all__ = [
     "CLOCK",

@@ -1,5 +1,5 @@
 """The ``stylebatch`` command: its subcommands. Flags come from the models (``flows.flags``), signals and the
-run's thread are ``flows.signals``'s, what the terminal shows is ``flows.console``'s.
+run's thread are ``flows.signals``'s, the terminal is ``flows.console`` (a run's display: ``flows.display``).
 
 Commands import torch, torchvision, Prefect and Dask only when they need them, so that ``--help``
 answers at once and ``validate`` takes about as long as reading the images.
@@ -60,7 +60,7 @@ def main() -> None:
 @setting_options
 def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any) -> None:
     """Render CONTENT in the style of STYLE [STYLE...] and write it to --output."""
-    from flows.console import render_with_progress
+    from flows.display import render_with_progress
     from nst_core.images import write_image
 
     try:
@@ -115,7 +115,7 @@ def run(manifest: str, quiet: bool, verbose: bool, **values: Any) -> None:
     (exit code 130); a second Ctrl-C, 2 s or more later, exits at once. Exit code 1 if a pair failed, 2 if the
     run could not start.
     """
-    from flows.console import print_summary
+    from flows.display import print_summary
     from flows.signals import stop_requests
     from flows.temporary_server import ServerError, prefect_api
     from tasks.runs import stopping
@@ -144,7 +144,7 @@ def _run_flow(
     """The flow's summary; its own failure becomes one line (exit 2 for what a user can fix, else 1)."""
     from prefect import tags
 
-    from flows.console import RunDisplay
+    from flows.display import RunDisplay
     from flows.render_manifest import render_manifest
     from flows.signals import in_thread
     from tasks.manifest.read import manifest_name

@@ -4,7 +4,7 @@ VGG layers are named ``conv{block}_{n}``, ``relu{block}_{n}`` and ``pool{block}`
 Zisserman's numbering). SqueezeNet 1.1 layers are named as in its paper: ``conv1``, ``relu1``,
 ``pool1``, ``fire2``, ``fire3``, ``pool3``, ``fire4``, ``fire5``, ``pool5``, ``fire6`` ... ``fire9``
 (a ``fire`` layer is the concatenated output of its expand convolutions, after their ReLUs).
-The names and default layers live in ``networks`` (no torch); this module builds the networks.
+The names, windows and default layers live in ``catalogue`` (no torch); this module builds the networks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torchvision import models
 from torchvision.models import vgg as tv_vgg
 
-from nst_core.networks import NETWORKS, Network
+from nst_core.catalogue import NETWORKS, Network
 from nst_core.weights import load_weights
 
 __all__ = [

@@ -19,7 +19,6 @@ from torch import Tensor
 
 from nst_core.backbones import FeatureNet
 from nst_core.device import autocast
-from nst_core.fastpath import memory_format
 from nst_core.gather import Gatherer
 from nst_core.levels import (
     Level,
@@ -33,6 +32,7 @@ from nst_core.levels import (
     upscaled,
 )
 from nst_core.losses import LossTerms
+from nst_core.network import memory_format
 from nst_core.optimize import Objective, backward_together, diverged, lr_at, make_optimizer
 from nst_core.results import StepInfo
 from nst_core.settings import Settings

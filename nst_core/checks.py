@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from nst_core.catalogue import min_side
 from nst_core.errors import InputError
 from nst_core.images import long_side_size
-from nst_core.networks import min_side
 from nst_core.settings import Settings
 
 __all__ = ["check_sizes", "size_problem"]

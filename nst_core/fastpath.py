@@ -1,61 +1,23 @@
-"""The network a render runs, prepared once per process: cut, in its memory format, compiled where asked.
+"""``torch.compile`` of a render's network (the ``compile`` setting), tried before it is used.
 
-The GPU fast path's switches are settings, each kept on by default only where ``bench/throughput.py``
-shows that it helps: ``channels_last`` (NHWC convolutions for tensor cores), ``cudnn_benchmark``
-(cuDNN times its convolution algorithms for each new input shape and keeps the fastest) and
-``compile`` (``torch.compile`` of the cut network; compiling takes seconds to minutes once per
-process and input shape, so it pays off over long runs). bf16 autocast (``precision``) covers the
-network only: Gram matrices and losses are computed in float32 (``losses``).
+Compiling takes seconds to minutes once per process and input shape, so it pays off over long runs;
+where it fails, the render runs the network eagerly (``network.prepare_network`` asks for it).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import torch
 
-from nst_core.backbones import FeatureNet, load_backbone
+from nst_core.backbones import FeatureNet
 from nst_core.device import autocast
-from nst_core.settings import Settings
 
-__all__ = ["compiled", "memory_format", "prepare_network"]
+__all__ = ["compiled"]
 
 log = logging.getLogger(__name__)
 
 PROBE_SIZE = 64  # px: the image compiled networks are tried on, enough for every backbone's deepest layer
-
-
-def memory_format(s: Settings, device: torch.device) -> torch.memory_format:
-    """channels_last where asked for on CUDA; elsewhere the default layout."""
-    return torch.channels_last if s.channels_last and device.type == "cuda" else torch.contiguous_format
-
-
-def prepare_network(s: Settings, device: torch.device, precision: str) -> FeatureNet:
-    """The backbone cut after the deepest layer in use, in the settings' memory format, compiled where
-    asked. One per process, device and network settings, so that a compiled network is reused, not
-    compiled again for every render.
-
-    Raises:
-        WeightsNotFoundError, WeightsError: as ``load_backbone``.
-    """
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = s.cudnn_benchmark  # process-wide, as cuDNN keeps it
-    backbone = load_backbone(s.backbone, s.weights, s.pooling, str(device))
-    layers = tuple(dict.fromkeys(s.content_layers + s.style_layers))
-    return _cut(backbone, layers, s.normalization, memory_format(s, device), precision if s.compile else None)
-
-
-@functools.lru_cache(maxsize=4)  # keyed by the backbone object: a reloaded backbone is cut again
-def _cut(
-    backbone: FeatureNet,
-    layers: tuple[str, ...],
-    normalization: str,
-    memory: torch.memory_format,
-    compile_for: str | None,
-) -> FeatureNet:
-    net = backbone.cut(layers, normalization).to(memory_format=memory)
-    return net if compile_for is None else compiled(net, layers, compile_for, memory)
 
 
 def compiled(

@@ -8,6 +8,7 @@ targets recomputed at its own size. A single level is the classic single-scale r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,9 @@ from nst_core.images import load_image, resize_long_side
 from nst_core.losses import LossTerms, content_loss, gram_matrix, layer_weights, style_loss, tv_loss
 from nst_core.settings import Settings
 from nst_core.tensors import to_image, to_tensor
-from nst_core.tiling import Tiler
+
+if TYPE_CHECKING:
+    from nst_core.tiling import Tiler
 
 __all__ = [
     "Level",

@@ -19,8 +19,8 @@ from nst_core.batch import Batch, Track
 from nst_core.checks import check_sizes
 from nst_core.device import pick_device, pick_precision
 from nst_core.errors import InputError
-from nst_core.fastpath import prepare_network
 from nst_core.images import as_rgb, load_image, long_side_size
+from nst_core.network import prepare_network
 from nst_core.results import BatchJob, ImageInput, RenderResult, StepInfo, Timings
 from nst_core.settings import Settings
 

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from nst_core.catalogue import NETWORKS, RANDOM_WEIGHTS, layer_names
 from nst_core.errors import SettingsError
-from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, layer_names
 
 __all__ = ["DEFAULT_LR", "DEFAULT_WEIGHTS", "Knob", "Settings", "parse_list"]
 

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from nst_core.backbones import FeatureNet
+from nst_core.catalogue import Window
 from nst_core.device import autocast
 from nst_core.losses import content_loss, gram_loss, gram_matrix
-from nst_core.networks import Window
 
 __all__ = ["Geometry", "Tiler", "layer_geometry"]
 

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
+from nst_core.catalogue import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 from nst_core.errors import StorageError, WeightsError, WeightsNotFoundError
 from nst_core.images import read_bytes
-from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 
 __all__ = ["load_weights"]
 

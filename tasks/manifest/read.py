@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from nst_core import InputError, Settings, SettingsError
+from nst_core.catalogue import RANDOM_WEIGHTS
 from nst_core.images import read_bytes
-from nst_core.networks import RANDOM_WEIGHTS
 from nst_core.settings import INIT_MODES, parse_list
 from tasks.storage.root import GALLERY
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from nst_core import NstError, StorageError
+from nst_core.catalogue import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 from nst_core.checks import Size, size_problem
 from nst_core.images import decode_image, read_bytes
 from nst_core.io_errors import describe
-from nst_core.networks import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 from nst_core.settings import INIT_MODES
 from tasks.manifest.read import Manifest, Pair, RowError
 from tasks.runs.devices import gpu_count

@@ -46,7 +46,7 @@ from tasks.storage.records import (
 from tasks.storage.retries import retry_transient
 from tasks.storage.root import OutputRoot
 
-__all__ = ["batches", "failure_record", "run_batch", "run_pair", "unfinished"]
+__all__ = ["batches", "failure_record", "run_batch", "run_pair", "store_result", "unfinished"]
 
 log = logging.getLogger(__name__)
 BatchStep = Callable[[int, StepInfo], None]  # (index of the pair in its batch, step)
@@ -118,7 +118,7 @@ def run_batch(
                 outcomes[index] = _ended(pair, run, exc)
     finally:
         for lease in leases.values():
-            lease.release()
+            _release(lease, options.retry_for_s)
     return [outcomes[index] for index in range(len(pairs))]
 
 
@@ -158,9 +158,17 @@ def _claim(pair: Pair, run: _Run) -> Lease | str:
     if not run.options.force and retry_transient(
         lambda: finished(run.options.out, pair.pair_id, pair.fingerprint), retry_for_s
     ):
-        lease.release()
+        _release(lease, retry_for_s)
         return "finished by another run"
     return lease
+
+
+def _release(lease: Lease, retry_for_s: float) -> None:
+    """Release ``lease``, riding out a short outage; one left behind goes stale, and another run takes it over."""
+    try:
+        retry_transient(lease.release, min(retry_for_s, 30))
+    except StorageError as exc:
+        log.warning("could not release the lease %s: %s", lease.path, exc.cause)
 
 
 def _fetch(pair: Pair, run: _Run) -> _Inputs:
@@ -227,11 +235,26 @@ def _store(
     pair: Pair, run: _Run, result: RenderResult, checksums: dict[str, str], started_at: datetime, start: float
 ) -> Outcome:
     """Write the pair's folder, its completion record last; return its outcome."""
-    record = _record(pair, result, checksums, started_at, time.monotonic() - start)
-    files = pair_files(record, result.image, [LossRow.of(step) for step in result.losses], result.snapshots)
-    retry_transient(lambda: write_pair(run.options.out, pair.pair_id, files), run.options.retry_for_s)
+
+    def write() -> RenderRecord:
+        return store_result(pair, run.options.out, result, checksums, started_at, time.monotonic() - start)
+
+    record = retry_transient(write, run.options.retry_for_s)
     details = record.model_dump(include={"fingerprint", "final", "wall_s", "device", "worker"})
     return _outcome(pair, run, Status.RENDERED, **details)
+
+
+def store_result(
+    pair: Pair, out: str, result: RenderResult, checksums: dict[str, str], started_at: datetime, wall_s: float
+) -> RenderRecord:
+    """Write a rendered pair's folder under ``out`` (its completion record last); return its record.
+
+    ``checksums``: the sha256 of each input's bytes, by URI. Raises ``StorageError``.
+    """
+    record = _record(pair, result, checksums, started_at, wall_s)
+    files = pair_files(record, result.image, [LossRow.of(step) for step in result.losses], result.snapshots)
+    write_pair(out, pair.pair_id, files)
+    return record
 
 
 def _ended(pair: Pair, run: _Run, exc: Exception, batch_size: int = 1) -> Outcome:

@@ -23,6 +23,7 @@ from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
+from nst_core.errors import StorageError
 from nst_core.io_errors import storage_error
 from tasks.storage.records import LEASE
 from tasks.storage.root import OutputRoot, write_file
@@ -66,7 +67,12 @@ class Lease:
             _held.add(self)
 
     def release(self) -> None:
-        """Stop renewing and delete the lease if it is still ours (a finished local pair's is gone already)."""
+        """Stop renewing and delete the lease if it is still ours (a finished local pair's is gone already).
+
+        Raises:
+            StorageError: the store could not be reached (callers may try again: a lease left behind only keeps
+                other runs off the pair until it is stale).
+        """
         with _held_lock:
             _held.discard(self)
         self._stop.set()
@@ -78,8 +84,8 @@ class Lease:
             if isinstance(self.fs, LocalFileSystem):
                 with contextlib.suppress(OSError):  # a pair that left nothing behind leaves no folder either
                     os.rmdir(os.path.dirname(self.path))
-        except Exception as exc:  # a stale lease is harmless: the next run takes it over
-            log.warning("could not release %s: %s", self.path, storage_error(exc, "lease", self.path).cause)
+        except Exception as exc:
+            raise storage_error(exc, "lease", self.path) from exc
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
@@ -95,12 +101,19 @@ def release_all(timeout_s: float) -> None:
     about to exit at once: its leases would otherwise keep other runs off its pairs until they are stale)."""
     with _held_lock:
         leases = list(_held)
-    threads = [threading.Thread(target=lease.release, name="lease release", daemon=True) for lease in leases]
+    threads = [threading.Thread(target=_release_once, args=(lease,), name="lease release") for lease in leases]
     deadline = time.monotonic() + timeout_s
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _release_once(lease: Lease) -> None:
+    try:
+        lease.release()
+    except StorageError as exc:
+        log.warning("could not release %s: %s", lease.path, exc.cause)
 
 
 def acquire(root: OutputRoot, pair_id: str) -> Lease | Holder:

@@ -103,6 +103,19 @@ def test_run_prints_summary_and_uses_flags_as_defaults(tiny: Tiny, tmp_path: Pat
     assert "━" not in result.stderr
 
 
+def test_force_renders_every_pair_again_and_rewrites_its_completion_record(tiny: Tiny, tmp_path: Path) -> None:
+    """``run M --out O`` then ``run M --out O --force``: the flag reaches the flow, and nothing is skipped."""
+    manifest, out = tiny.cross(1, 2), tmp_path / "out"
+    assert run(str(manifest), "--out", str(out), *FLAGS).exit_code == 0
+    before = {p.parent.name: p.read_bytes() for p in out.glob("*/done.json")}
+    again = run(str(manifest), "--out", str(out), "--force", *FLAGS)
+    assert again.exit_code == 0, again.output
+    assert totals(again.stdout)[:4] == (2, 0, 0, 0)
+    after = {p.parent.name: p.read_bytes() for p in out.glob("*/done.json")}
+    assert after.keys() == before.keys() and len(after) == 2
+    assert all(after[pair] != before[pair] for pair in before)  # each completion record written anew
+
+
 def test_quiet_prints_only_failures_and_the_summary(tiny: Tiny, tmp_path: Path) -> None:
     (c1,), (s1,) = tiny.images(1, 1)
     manifest = tiny.manifest(f"id,content,style\nok,{c1},{s1}\nlost,nowhere.png,{s1}\n")

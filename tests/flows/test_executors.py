@@ -22,7 +22,7 @@ from flows.cli import main
 from flows.executors import _address, cluster_has_gpus, dask_gpu_annotation, task_runner
 from tasks.runs import devices
 from tasks.runs.devices import gpu_count, render_slots
-from tasks.runs.options import LINK_EXPIRY_S
+from tasks.runs.options import RunOptions
 
 CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without GPUs")
 
@@ -203,12 +203,8 @@ def test_serve_registers_the_schedule(served: list[dict[str, Any]], monkeypatch:
             "cron": "0 2 * * *",
             "parameters": {
                 "manifest": "s3://studio/nightly.csv",
-                "out": "s3://studio/renders",
                 "defaults": {"iterations": 30},
-                "executor": "dask-local",
-                "public_url": None,
-                "link_expiry_s": LINK_EXPIRY_S,
-                "batch_size": 4,
+                **RunOptions(out="s3://studio/renders", executor="dask-local", batch_size=4).model_dump(),
             },
             "tags": ["stylebatch", "serve"],
         }

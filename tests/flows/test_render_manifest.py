@@ -148,6 +148,14 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
 # --- reruns --------------------------------------------------------------------------------------------------------
 
 
+def render_task_runs(run_id: UUID) -> list[str]:
+    """The names of the render tasks of a run and its subflows."""
+    with get_client(sync_client=True) as client:
+        runs = run_family(client, run_id)
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
+    return [t.name for t in task_runs if t.name.startswith("render-")]
+
+
 def test_reruns_skip_finished_pairs_and_render_changed_rows(tiny: Tiny, tmp_path: Path) -> None:
     content_names, style_names = tiny.images(2, 2)
     rows = [[c, s, ""] for c in content_names for s in style_names]
@@ -162,8 +170,9 @@ def test_reruns_skip_finished_pairs_and_render_changed_rows(tiny: Tiny, tmp_path
     markers = {p.parent.name: p.read_bytes() for p in out.glob("*/done.json")}
     assert len(mtimes) == 4
 
-    again, _ = run(manifest, out)
+    again, again_id = run(manifest, out)
     assert counts(again) == (0, 4, 0)
+    assert render_task_runs(again_id) == []  # finished pairs never reach a render task
     assert set(by_status(again, "skipped")) == set(mtimes)
     assert result_mtimes(out) == mtimes
     assert {p.parent.name: p.read_bytes() for p in out.glob("*/done.json")} == markers
@@ -461,7 +470,7 @@ def test_a_failed_pair_is_a_failed_task_run_with_its_reason(tiny: Tiny, tmp_path
     summary, run_id = run(manifest, tmp_path / "out")
     assert counts(summary) == (1, 0, 1)
     reason = f"content image {tmp_path.resolve()}/nowhere.png: not found"
-    assert by_status(summary, "failed")["lost"]["reason"] == reason
+    assert by_status(summary, "failed")["lost"].reason == reason
     with get_client(sync_client=True) as client:
         runs = run_family(client, run_id)
         task_runs = {

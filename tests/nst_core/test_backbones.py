@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nst_core.backbones import BACKBONES, FeatureNet, load_backbone
-from nst_core.networks import layer_names
+from nst_core.catalogue import layer_names
 
 
 def pair(value: int | tuple[int, int]) -> tuple[int, int]:

@@ -14,7 +14,8 @@ from PIL import Image
 
 from nst_core import BatchJob, Settings, render, render_batch
 from nst_core.backbones import load_backbone
-from nst_core.fastpath import compiled, memory_format, prepare_network
+from nst_core.fastpath import compiled
+from nst_core.network import memory_format, prepare_network
 from tasks.runs.failures import failure_of
 
 CPU = torch.device("cpu")

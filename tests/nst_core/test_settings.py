@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nst_core.catalogue import NETWORKS as BACKBONES
+from nst_core.catalogue import layer_names
 from nst_core.errors import SettingsError
-from nst_core.networks import NETWORKS as BACKBONES
-from nst_core.networks import layer_names
 from nst_core.settings import DEFAULT_LR, Settings, parse_list
 
 

@@ -11,8 +11,8 @@ from torch import nn
 from torchvision import models
 
 from nst_core.backbones import load_backbone
+from nst_core.catalogue import imagenet_cache_path
 from nst_core.errors import StorageError, WeightsError, WeightsNotFoundError
-from nst_core.networks import imagenet_cache_path
 
 IMAGENET_FILE = "squeezenet1_1-b8a52dc0.pth"  # torchvision's file name for SqueezeNet 1.1's ImageNet weights
 

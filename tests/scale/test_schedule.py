@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import StateType
 
 from flows.render_manifest import render_manifest
+from tasks.runs.options import RunOptions
 from tests.scale.scale_helpers import (
     BIN,
     REPO_ROOT,
@@ -135,16 +136,12 @@ def test_prefect_deploy_all_from_the_deploy_kit(prefect_server: PrefectServer, t
         nightly = client.read_deployment_by_name("render-manifest/nightly")
         rerun = client.read_deployment_by_name("render-manifest/rerun")
         try:
-            assert nightly.parameters == {
-                "manifest": env["STYLEBATCH_NIGHTLY_MANIFEST"],
-                "out": env["STYLEBATCH_OUT"],
-                "executor": env["STYLEBATCH_EXECUTOR"],
-                "batch_size": 1,
-            }
+            knobs = RunOptions(out=env["STYLEBATCH_OUT"], executor=env["STYLEBATCH_EXECUTOR"]).model_dump()
+            assert nightly.parameters == {"manifest": env["STYLEBATCH_NIGHTLY_MANIFEST"], **knobs}
             assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in nightly.schedules] == [
                 ("0 2 * * *", "UTC", True)
             ]
-            assert rerun.parameters == {"out": env["STYLEBATCH_OUT"], "executor": env["STYLEBATCH_EXECUTOR"]}
+            assert rerun.parameters == knobs
             assert rerun.schedules == []
             for deployment in (nightly, rerun):
                 assert deployment.entrypoint == "flows/render_manifest.py:render_manifest"

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torchvision import models
 
+from nst_core.catalogue import imagenet_cache_path
 from nst_core.images import encode_image
-from nst_core.networks import imagenet_cache_path
 from tasks.manifest.read import RowError, read_manifest
 from tasks.manifest.validate import check_weights, validate
 from tests.support import QuietHandler, WebFolder, png_header, serve_folder

@@ -267,6 +267,7 @@ def test_a_stop_request_leaves_the_folder_as_it_was(tmp_path: Path, content_path
     def stop_at_3(step: StepInfo) -> None:
         if step.iteration == 3:
             stopping.request_stop()
+        assert step.iteration < 50, "the render went on after the stop request"  # fails it, at once
 
     outcome = run_pair(pair, RunOptions(out=str(out)), on_step=stop_at_3)
     assert (outcome.status, outcome.reason) == ("cancelled", "stopped before it finished (Ctrl-C)")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nst_core.backbones import BACKBONES, load_backbone
-from nst_core.networks import NETWORKS, imagenet_cache_path, min_side
+from nst_core.catalogue import NETWORKS, imagenet_cache_path, min_side
 from nst_core.tiling import layer_geometry
 
 
