@@ -39,16 +39,7 @@ from nst_core.errors import (
 from nst_core.settings import Settings
 
 if TYPE_CHECKING:
-    from nst_core.rendering import (
-        BatchJob,
-        RenderResult,
-        StepInfo,
-        Timings,
-        batch_key,
-        group_batches,
-        render,
-        render_batch,
-    )
+    from nst_core.rendering import BatchJob, RenderResult, StepInfo, Timings, batch_key, render, render_batch
 
 __all__ = [
     "BatchJob",
@@ -64,7 +55,6 @@ __all__ = [
     "WeightsError",
     "WeightsNotFoundError",
     "batch_key",
-    "group_batches",
     "render",
     "render_batch",
 ]
@@ -75,7 +65,6 @@ _RENDER_NAMES = {
     "StepInfo",
     "Timings",
     "batch_key",
-    "group_batches",
     "render",
     "render_batch",
 }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,8 @@ from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from tests.flows.helpers import Tiny
-from tests.support import Bucket, WebFolder, forget_s3_clients, serve_folder
+from tests.scale.scale_helpers import BIN, PrefectServer, Processes, base_env, free_port
+from tests.support import Bucket, WebFolder, forget_s3_clients, serve_folder, wait_for
 
 pytest_plugins = ["tests.tasks.gallery.small_root"]  # the gallery's output root, also for the gallery command's tests
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -123,20 +126,64 @@ def web(tmp_path: Path) -> Iterator[WebFolder]:
     yield from serve_folder(tmp_path / "www")
 
 
+def _healthy(url: str) -> bool:
+    try:
+        # A fresh opener without proxies: urlopen's global one keeps the proxy settings of its first use
+        # (the offline-weights test downloads through a dead proxy).
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[str]:
-    """One temporary Prefect server (SQLite) for the whole session; yields its API URL.
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A real ``prefect server start`` (SQLite under a temporary PREFECT_HOME, scheduler on, no UI), one per test
+    process, shared by every test that talks to Prefect.
 
-    Only tests that ask for it (the flow tests, through ``pytestmark``) start it: it takes ~10-15 s, and over
-    a minute on a loaded machine.
+    In-process flows use it through ``temporary_settings`` (as ``prefect_test_harness`` does); subprocesses get its
+    URL in their environment. Schedules need a real server's scheduler service.
     """
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline hosts log telemetry failures otherwise
-        with prefect_test_harness(server_startup_timeout=180):  # a loaded 2-core machine can take minutes
-            yield str(PREFECT_API_URL.value())
+    root = tmp_path_factory.mktemp("prefect-server")
+    processes = Processes(root / "logs")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    start = time.monotonic()
+    processes.start(
+        "server",
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+        base_env(root / "home"),
+    )
+    try:
+
+        def up() -> bool:
+            processes.check_alive()
+            return _healthy(url)
+
+        wait_for(up, timeout=180, every=0.25, what="prefect server /api/health")  # minutes on a loaded machine
+        server = PrefectServer(url, root / "home", time.monotonic() - start, processes)
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield server
+            _drain_prefect_workers()
+    finally:
+        processes.stop()
+
+
+def _drain_prefect_workers() -> None:
+    """Send this process's queued logs and events before the server goes away."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server: PrefectServer) -> str:
+    """The session's Prefect server's API URL (only tests that ask for it start the server)."""
+    return prefect_server.url
 
 
 @pytest.fixture

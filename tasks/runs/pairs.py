@@ -23,8 +23,9 @@ from importlib.metadata import version
 
 from PIL import Image
 
-from nst_core import BatchJob, RenderResult, StepInfo, StorageError, batch_key, group_batches, render_batch
+from nst_core import BatchJob, RenderResult, StepInfo, StorageError, batch_key, render_batch
 from nst_core.images import decode_image, read_bytes
+from nst_core.rendering import group_batches
 from tasks.manifest.read import Pair
 from tasks.runs import stopping
 from tasks.runs.failures import failure_of

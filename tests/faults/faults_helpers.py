@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.flows.helpers import PAIR_FILES, pair_dirs
 from tests.scale.scale_helpers import BIN, REPO_ROOT
 from tests.support import wait_for
 
@@ -124,6 +125,19 @@ def _own_terminal() -> None:
     """In the child: a new session whose controlling terminal is its stdin (a terminal window's shell)."""
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def markers(out: Path) -> dict[str, str]:
+    """pair id -> its done.json as written (a pair rendered twice would change it)."""
+    return {p.parent.name: p.read_text() for p in out.glob("*/done.json")}
+
+
+def assert_consistent(out: Path) -> None:
+    """No result without its marker, and nothing but staging folders hidden."""
+    for name, files in pair_dirs(out).items():
+        assert "result.png" not in files or files == PAIR_FILES, (name, files)
+    hidden = [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else []
+    assert all(name.endswith((".tmp", ".tmp.old")) for name in hidden), hidden
 
 
 def temporary_servers() -> list[tuple[psutil.Process, int]]:
