@@ -38,8 +38,9 @@ from nst_core.results import StepInfo
 from nst_core.settings import Settings
 from nst_core.tiling import Tiler
 
-__all__ = ["Batch", "Track"]
+__all__ = ["Batch", "OnSnapshot", "Track"]
 
+OnSnapshot = Callable[[int, int, Image.Image], None]  # (job index, iteration, image) as each snapshot is taken
 Pending = tuple[int, float, float, LossTerms]  # iteration, lr, elapsed, terms on the device
 
 
@@ -98,8 +99,10 @@ class Batch:
         device: torch.device,
         precision: str,
         on_step: Callable[[int, StepInfo], None] | None,
+        on_snapshot: OnSnapshot | None = None,
     ):
         self.s, self.device, self.precision, self.on_step = settings, device, precision, on_step
+        self.on_snapshot = on_snapshot
         self.layers = list(dict.fromkeys(settings.content_layers + settings.style_layers))
         self.net, self.memory = net, memory_format(settings, device)  # net: prepared in that format
         self.tiler = Tiler(net, self.layers, settings.tile_size, device, precision) if settings.tile_size else None
@@ -158,9 +161,16 @@ class Batch:
                 if len(track.pending) == self.chunk or last:
                     self._record(track)
                 if track.s.snapshot_every and track.iteration % track.s.snapshot_every == 0:
-                    track.snapshots[track.iteration] = track.result
+                    self._snapshot(track)
             except Exception as exc:
                 track.error = exc
+
+    def _snapshot(self, track: Track) -> None:
+        """Keep the track's picture at this iteration, and hand it to ``on_snapshot`` at once (a render that is
+        stopped or times out later has its snapshots so far)."""
+        track.snapshots[track.iteration] = track.result
+        if self.on_snapshot is not None:
+            self.on_snapshot(track.key, track.iteration, track.snapshots[track.iteration])
 
     def _evaluate(self, keys: list[int]) -> dict[int, Exception]:
         """Loss terms and gradients of the tracks ``keys`` at their current pixels: one pass through the network."""

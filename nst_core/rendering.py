@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from PIL import Image
 
-from nst_core.batch import Batch, Track
+from nst_core.batch import Batch, OnSnapshot, Track
 from nst_core.checks import check_sizes
 from nst_core.device import pick_device, pick_precision
 from nst_core.errors import InputError
@@ -68,8 +68,12 @@ def render(
     settings: Settings | None = None,
     *,
     on_step: Callable[[StepInfo], None] | None = None,
+    on_snapshot: Callable[[int, Image.Image], None] | None = None,
 ) -> RenderResult:
     """Optimise an image's pixels to match ``content``'s features and ``styles``' Gram matrices.
+
+    ``on_step(step)`` after each iteration; ``on_snapshot(iteration, image)`` as each snapshot is taken
+    (``settings.snapshot_every``); an exception raised by either ends the render.
 
     Raises:
         InputError: an image is missing, unreadable, or too small for the chosen layers.
@@ -78,17 +82,25 @@ def render(
         OptimisationError: the loss became infinite or NaN.
     """
     job = BatchJob(content, styles, settings or Settings())
-    [result] = render_batch([job], on_step=None if on_step is None else lambda _, step: on_step(step))
+    [result] = render_batch(
+        [job],
+        on_step=None if on_step is None else lambda _, step: on_step(step),
+        on_snapshot=None if on_snapshot is None else lambda _, iteration, image: on_snapshot(iteration, image),
+    )
     if isinstance(result, Exception):
         raise result
     return result
 
 
 def render_batch(
-    jobs: Sequence[BatchJob], *, on_step: Callable[[int, StepInfo], None] | None = None
+    jobs: Sequence[BatchJob],
+    *,
+    on_step: Callable[[int, StepInfo], None] | None = None,
+    on_snapshot: OnSnapshot | None = None,
 ) -> list[RenderResult | Exception]:
     """Render ``jobs`` together: a result per job, in order, or the exception that job raised (as
-    ``render`` would); one job's failure never stops the others. ``on_step(job index, step)``.
+    ``render`` would); one job's failure never stops the others. ``on_step(job index, step)``,
+    ``on_snapshot(job index, iteration, image)``.
 
     Jobs are optimised in sub-batches of one ``batch_key`` and one tensor shape at every level
     (different aspect ratios are never padded together), one sub-batch after another.
@@ -103,7 +115,7 @@ def render_batch(
             results[key] = exc
     opened_s = time.perf_counter() - start
     for group in group_batches(tracks, _shape_key):
-        for key, result in _render_group(group, opened_s, on_step).items():
+        for key, result in _render_group(group, opened_s, on_step, on_snapshot).items():
             results[key] = result
     return results
 
@@ -128,7 +140,10 @@ def _shape_key(track: Track) -> tuple:
 
 
 def _render_group(
-    tracks: list[Track], opened_s: float, on_step: Callable[[int, StepInfo], None] | None
+    tracks: list[Track],
+    opened_s: float,
+    on_step: Callable[[int, StepInfo], None] | None,
+    on_snapshot: OnSnapshot | None,
 ) -> dict[int, RenderResult | Exception]:
     """Render one sub-batch: load its network, optimise, make each track's result or keep its error."""
     start = time.perf_counter()
@@ -139,7 +154,7 @@ def _render_group(
         net = prepare_network(s, device, precision)
     except Exception as exc:  # the device, the weights: every job of the batch fails alike
         return {track.key: exc for track in tracks}
-    batch = Batch(net, s, device, precision, on_step)
+    batch = Batch(net, s, device, precision, on_step, on_snapshot)
     setup_s = opened_s + time.perf_counter() - start
     optimise_s = batch.run(tracks)
     total = s.total_iterations

@@ -1,11 +1,12 @@
 """Manifest pairs from start to end: lease, inputs, render, outputs; the body of the render tasks.
 
 Pairs of one batch (``run_batch``) are rendered together by ``nst_core.render_batch``; everything
-else is each pair's own: its lease, its inputs, its ``Outcome``, its failure record, its outputs
-written and marked done on their own. ``run_pair`` is a batch of one. Whatever goes wrong with one
-pair (its inputs, settings, weights, storage, the render itself) becomes that pair's outcome with
-a one-line reason, and its failure record; nothing here ends the run. A pair stopped by Ctrl-C or
-held by another run leaves its folder as it was.
+else is each pair's own: its lease, its inputs, its ``Outcome``, its failure record, its snapshots
+(written into its folder as they are taken, so that a pair that fails or is stopped keeps its partial
+picture), its outputs written and marked done on their own. ``run_pair`` is a batch of one. Whatever
+goes wrong with one pair (its inputs, settings, weights, storage, the render itself) becomes that
+pair's outcome with a one-line reason, and its failure record; nothing here ends the run. A pair
+stopped by Ctrl-C or held by another run leaves its folder as it was, but for the snapshots it took.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tasks.storage.inputs import fetch
 from tasks.storage.leases import Holder, Lease, acquire
 from tasks.storage.records import (
     RESULT,
+    SNAPSHOTS,
     FailureRecord,
     InputFile,
     LossRow,
@@ -43,14 +45,17 @@ from tasks.storage.records import (
     RenderTimings,
     Status,
     pair_files,
+    snapshot_file,
+    snapshot_name,
 )
 from tasks.storage.retries import retry_transient
-from tasks.storage.root import OutputRoot
+from tasks.storage.root import OutputRoot, write_file
 
 __all__ = ["batches", "failure_record", "run_batch", "run_pair", "store_result", "unfinished"]
 
 log = logging.getLogger(__name__)
 BatchStep = Callable[[int, StepInfo], None]  # (index of the pair in its batch, step)
+Snapshot = Callable[[int, int, Image.Image], None]  # (index of the job in its render_batch, iteration, image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +109,12 @@ def run_batch(
                     continue
                 leases[index] = claim
                 inputs[index] = _fetch(pair, run)
+                _clear_snapshots(pair, run)
             except Exception as exc:
                 outcomes[index] = _ended(pair, run, exc)
         order = list(inputs)
-        results = _render([_job(pairs[i], inputs[i], device) for i in order], options, start, on_step, order)
+        jobs = [_job(pairs[i], inputs[i], device) for i in order]
+        results = _render(jobs, options, start, on_step, order, _snapshot_writer(run, [pairs[i] for i in order]))
         for index, result in zip(order, results, strict=True):
             pair = pairs[index]
             try:
@@ -187,26 +194,63 @@ def _fetch(pair: Pair, run: _Run) -> _Inputs:
     return _Inputs(content, styles, {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()})
 
 
+def _clear_snapshots(pair: Pair, run: _Run) -> None:
+    """Delete an earlier attempt's snapshots, so that the folder's snapshots are this render's (best effort:
+    left behind, they would only be shown as the partial picture of a pair that fails early)."""
+    fs, folder = run.root.fs, run.root.pair(pair.pair_id, SNAPSHOTS)
+    try:
+        if fs.exists(folder):
+            fs.rm(folder, recursive=True)
+    except Exception as exc:
+        log.warning("could not delete the old snapshots of %s: %s", pair.pair_id, failure_of(exc).reason)
+
+
+def _snapshot_writer(run: _Run, pairs: Sequence[Pair]) -> Snapshot:
+    """Write each snapshot into the folder of ``pairs[job]`` as it is taken (one atomic write; no completion
+    record, so the folder stays unfinished). A snapshot that cannot be written is logged, and the render goes on."""
+
+    def write(job: int, iteration: int, image: Image.Image) -> None:
+        pair_id = pairs[job].pair_id
+        try:
+            write_file(run.root.fs, run.root.pair(pair_id, snapshot_name(iteration)), snapshot_file(image))
+        except Exception as exc:
+            log.warning("could not write snapshot %d of %s: %s", iteration, pair_id, failure_of(exc).reason)
+
+    return write
+
+
 def _job(pair: Pair, inputs: _Inputs, device: str | None) -> BatchJob:
     settings = pair.settings if device is None else pair.settings.model_copy(update={"device": device})
     return BatchJob(inputs.content, inputs.styles, settings)
 
 
 def _render(
-    jobs: list[BatchJob], options: RunOptions, start: float, on_step: BatchStep | None, order: list[int]
+    jobs: list[BatchJob],
+    options: RunOptions,
+    start: float,
+    on_step: BatchStep | None,
+    order: list[int],
+    on_snapshot: Snapshot,
 ) -> list[RenderResult | Exception]:
     """``render_batch``; the jobs that fail on a transient storage error (weights or an init image on a
-    flaky store) are rendered again, together, until ``options.retry_for_s`` is spent."""
+    flaky store) are rendered again, together, until ``options.retry_for_s`` is spent. ``on_snapshot`` takes
+    the job's index in ``jobs``."""
     deadline = None if options.timeout_s is None else (start + options.timeout_s, options.timeout_s)
     results: list[RenderResult | Exception | None] = [None] * len(jobs)
     todo = list(range(len(jobs)))
 
     def attempt() -> None:
         nonlocal todo
-        step = _checked(on_step, deadline, [order[i] for i in todo])
-        for i, result in zip(todo, render_batch([jobs[i] for i in todo], on_step=step), strict=True):
+        tried = list(todo)
+
+        def snapshot(job: int, iteration: int, image: Image.Image) -> None:
+            on_snapshot(tried[job], iteration, image)
+
+        step = _checked(on_step, deadline, [order[i] for i in tried])
+        rendered = render_batch([jobs[i] for i in tried], on_step=step, on_snapshot=snapshot)
+        for i, result in zip(tried, rendered, strict=True):
             results[i] = result
-        todo = [i for i in todo if isinstance(results[i], StorageError) and results[i].transient]
+        todo = [i for i in tried if isinstance(results[i], StorageError) and results[i].transient]
         if todo:
             raise results[todo[0]]
 

@@ -6,7 +6,8 @@
 - ``losses.csv``: one ``LossRow`` per iteration;
 - ``settings.json``: the ``RenderRecord``: inputs with checksums, the full settings, device,
   precision, timings, final loss terms and the fingerprint;
-- ``snapshots/NNNNN.png``: with ``snapshot_every``, the image at iteration NNNNN;
+- ``snapshots/NNNNN.png``: with ``snapshot_every``, the image at iteration NNNNN, written as it is taken
+  (so a pair that failed or was stopped keeps its partial picture; they never make a folder finished);
 - ``done.json``: the ``Completion``, written last: a folder without it is unfinished;
 - ``failed.json``: a ``FailureRecord``, why the last attempt failed (a later success replaces it);
 - ``lease.json``: while a run renders the pair (``tasks.storage.leases``).
@@ -40,6 +41,7 @@ __all__ = [
     "RECORD",
     "RESULT",
     "RUN_STATUSES",
+    "SNAPSHOTS",
     "Completion",
     "FailureRecord",
     "InputFile",
@@ -55,6 +57,9 @@ __all__ = [
     "read_failure",
     "read_losses",
     "read_record",
+    "snapshot_file",
+    "snapshot_iteration",
+    "snapshot_iterations",
     "snapshot_name",
 ]
 
@@ -176,7 +181,7 @@ def pair_files(
         LOSSES: pd.DataFrame([row.model_dump() for row in losses]).to_csv(index=False).encode(),
         RECORD: record.model_dump_json(indent=2).encode(),
     }
-    files |= {snapshot_name(it): encode_image(snapshot, RESULT) for it, snapshot in snapshots.items()}
+    files |= {snapshot_name(it): snapshot_file(snapshot) for it, snapshot in snapshots.items()}
     completion = Completion.model_validate(record.model_dump(include=set(Completion.model_fields)))
     return files | {DONE: completion.model_dump_json(indent=2).encode()}
 
@@ -187,6 +192,22 @@ def failure_file(record: FailureRecord) -> bytes:
 
 def snapshot_name(iteration: int) -> str:
     return f"{SNAPSHOTS}/{iteration:05d}.png"
+
+
+def snapshot_file(image: Image.Image) -> bytes:
+    return encode_image(image, RESULT)
+
+
+def snapshot_iteration(name: str) -> int | None:
+    """The iteration of a snapshot's file name (``00040.png``, or a path ending so), else None."""
+    stem, dot, ext = name.rsplit("/", 1)[-1].partition(".")
+    return int(stem) if dot and ext == "png" and stem.isdigit() else None
+
+
+def snapshot_iterations(settings: Settings) -> list[int]:
+    """The iterations a finished render kept snapshots of (iterations count across levels)."""
+    every = settings.snapshot_every
+    return list(range(every, settings.total_iterations + 1, every)) if every else []
 
 
 def read_completion(data: bytes) -> Completion:
@@ -229,7 +250,10 @@ def folder_table() -> str:
         (RESULT, "the picture (PNG, RGB)"),
         (LOSSES, f"one row per iteration (`LossRow`): {fields(LossRow)}"),
         (RECORD, f"how it was made (`RenderRecord`): {fields(RenderRecord)}"),
-        (f"{SNAPSHOTS}/NNNNN.png", "with `snapshot_every`, the image at iteration NNNNN (at its level's size)"),
+        (
+            f"{SNAPSHOTS}/NNNNN.png",
+            "with `snapshot_every`, the image at iteration NNNNN (at its level's size), written as it is taken",
+        ),
         (DONE, f"written last; without it the folder is unfinished (`Completion`): {fields(Completion)}"),
         (FAILED, f"why the last attempt failed; a success removes it (`FailureRecord`): {fields(FailureRecord)}"),
     ]

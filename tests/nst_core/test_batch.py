@@ -125,6 +125,32 @@ def test_an_on_step_that_raises_stops_its_job_only() -> None:
     assert [len(result.losses) for result in (results[0], results[2])] == [4, 4]
 
 
+def test_on_snapshot_hands_each_snapshot_over_as_it_is_taken() -> None:
+    """on_snapshot(job, iteration, image) comes with each snapshot, before the job's next iteration (a render
+    stopped later has had them all); the images are the result's snapshots."""
+    events: list[tuple[str, int, int]] = []
+    snapshots: dict[tuple[int, int], Image.Image] = {}
+
+    def on_snapshot(index: int, iteration: int, image: Image.Image) -> None:
+        events.append(("snapshot", index, iteration))
+        snapshots[(index, iteration)] = image
+
+    batch = jobs(snapshot_every=2)
+    results = render_batch(
+        batch,
+        on_step=lambda index, step: events.append(("step", index, step.iteration)),
+        on_snapshot=on_snapshot,
+    )
+
+    for index, result in enumerate(results):
+        assert isinstance(result, RenderResult)
+        mine = [(kind, iteration) for kind, i, iteration in events if i == index]
+        assert mine == [("step", 1), ("step", 2), ("snapshot", 2), ("step", 3), ("step", 4), ("snapshot", 4)]
+        assert sorted(result.snapshots) == [2, 4]
+        for iteration, image in result.snapshots.items():
+            assert np.array_equal(pixels(snapshots[(index, iteration)]), pixels(image))
+
+
 def test_different_shapes_and_keys_are_rendered_in_sub_batches(batch_sizes: list[int]) -> None:
     style = [make_image(9, (36, 36))]
     landscape, portrait = make_image(1, (40, 32)), make_image(2, (32, 40))

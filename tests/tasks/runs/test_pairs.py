@@ -136,6 +136,78 @@ def test_run_pair_keeps_snapshots(tmp_path: Path, content_path: Path, style_path
             assert image.size == (32, 26)
 
 
+def snapshot_names(folder: Path) -> list[str]:
+    return sorted(path.name for path in (folder / "snapshots").iterdir())
+
+
+def test_snapshots_reach_the_folder_while_the_pair_renders(
+    tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    pair = local_pair(tmp_path, "content.png,style.png,1,4", "content,style,snapshot_every,iterations")
+    folder = tmp_path / "out" / pair.pair_id
+    seen: dict[int, tuple[list[str], list[str]]] = {}
+
+    def look(step: StepInfo) -> None:  # before the step's own snapshot is taken
+        others = sorted(p.name for p in folder.iterdir() if p.name not in ("snapshots", LEASE))
+        seen[step.iteration] = (snapshot_names(folder) if step.iteration > 1 else [], others)
+
+    assert run_pair(pair, RunOptions(out=str(tmp_path / "out")), on_step=look).status == "rendered"
+    assert seen[3] == (["00001.png", "00002.png"], [])  # no result, no record: the folder is unfinished
+    assert seen[4][0] == ["00001.png", "00002.png", "00003.png"]
+    assert snapshot_names(folder) == ["00001.png", "00002.png", "00003.png", "00004.png"]
+
+
+def test_a_stopped_pair_keeps_the_snapshots_of_this_render(
+    tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    pair = local_pair(tmp_path, "content.png,style.png,1,100000", "content,style,snapshot_every,iterations")
+    out = tmp_path / "out"
+    folder = out / pair.pair_id
+    (folder / "snapshots").mkdir(parents=True)
+    (folder / "snapshots" / "00009.png").write_bytes(b"an earlier attempt's")
+
+    def stop_at_3(step: StepInfo) -> None:
+        if step.iteration == 3:
+            stopping.request_stop()
+
+    outcome = run_pair(pair, RunOptions(out=str(out)), on_step=stop_at_3)
+    assert outcome.status == "cancelled"
+    assert sorted(p.name for p in folder.iterdir()) == ["snapshots"]  # no result, no record, no lease
+    assert snapshot_names(folder) == ["00001.png", "00002.png", "00003.png"]
+    with Image.open(folder / "snapshots" / "00003.png") as image:
+        assert image.size == (32, 26)
+    assert not finished(str(out), pair.pair_id, pair.fingerprint)
+
+
+def test_a_pair_that_fails_mid_render_keeps_its_snapshots(tmp_path: Path, content_path: Path, style_path: Path) -> None:
+    pair = local_pair(tmp_path, "content.png,style.png,2,10", "content,style,snapshot_every,iterations")
+    out = tmp_path / "out"
+
+    def fail_at_5(step: StepInfo) -> None:
+        if step.iteration == 5:
+            raise TimeoutError("timed out after 1 s (--timeout)")  # as the timeout check fails it
+
+    outcome = run_pair(pair, RunOptions(out=str(out)), on_step=fail_at_5)
+    assert outcome.status == "failed"
+    folder = out / pair.pair_id
+    assert sorted(p.name for p in folder.iterdir()) == [FAILED, "snapshots"]
+    assert snapshot_names(folder) == ["00002.png", "00004.png"]
+
+
+def test_a_snapshot_that_cannot_be_written_does_not_stop_the_render(
+    tmp_path: Path, content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = local_pair(tmp_path, "content.png,style.png,1,3", "content,style,snapshot_every,iterations")
+
+    def broken_write(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_pair_module, "write_file", broken_write)
+    outcome = run_pair(pair, RunOptions(out=str(tmp_path / "out")))
+    assert outcome.status == "rendered"
+    assert snapshot_names(tmp_path / "out" / pair.pair_id) == ["00001.png", "00002.png", "00003.png"]  # with it
+
+
 def test_run_pair_with_s3_inputs_and_outputs(s3: Bucket, pil_image: Callable[..., Image.Image]) -> None:
     inputs = {
         s3.put("inputs/photo.png", encode_image(pil_image(1), "x.png")),
