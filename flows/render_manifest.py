@@ -19,13 +19,15 @@ from prefect.artifacts import (
 )
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
+from prefect.states import Cancelled, Failed, State
+from prefect.utilities.urls import url_for
 
 from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
 from tasks.manifest.read import Pair, manifest_name
 from tasks.render import build_gallery_task, check_output, load_manifest, render_batch, render_pair, select_pairs
 from tasks.runs import progress, stopping
 from tasks.runs.failures import failure_of
-from tasks.runs.links import Links, md_code
+from tasks.runs.links import Links, md_code, md_link
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import batches
 from tasks.runs.records import GalleryResult, Outcome, RunSummary
@@ -41,7 +43,7 @@ from tasks.runs.report import (
 from tasks.storage.inputs import forget_run
 from tasks.storage.records import Status
 
-__all__ = ["render_manifest", "render_pairs"]
+__all__ = ["render_manifest", "render_pairs", "verdict"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,10 +68,28 @@ def _run_name() -> str:
     return f"render-{manifest_name(str(flow_run.parameters.get('manifest', 'manifest')))}"
 
 
+def verdict(statuses: list[Status], data: Any) -> Any:
+    """``data`` as the run's end, in the state that says how it went (the Prefect UI's runs list shows it):
+    Completed (``data`` itself) when nothing failed; Failed when something failed and nothing rendered (or was
+    finished already); Failed named ``Partial`` when some rendered and some failed; Cancelled after a stop request.
+    The message counts the pairs, e.g. ``3 rendered, 1 failed``."""
+    counts = {status: statuses.count(status) for status in (Status.RENDERED, Status.SKIPPED, Status.FAILED)}
+    counts[Status.CANCELLED] = statuses.count(Status.CANCELLED)
+    message = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status == Status.RENDERED)
+    if counts[Status.CANCELLED] or stopping.stop_requested():
+        return Cancelled(message=f"stopped: {message}", data=data)
+    if not counts[Status.FAILED]:
+        return data
+    if counts[Status.RENDERED] or counts[Status.SKIPPED]:
+        return Failed(name="Partial", message=message, data=data)
+    return Failed(message=message, data=data)
+
+
 @flow(name="render-manifest", flow_run_name=_run_name)
 @_with_run_options
-def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **options: Any) -> RunSummary:
-    """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``.
+def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **options: Any) -> RunSummary | State:
+    """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``. The run ends
+    Completed, Partial, Failed or Cancelled (``verdict``), with the ``RunSummary`` as its result in every case.
 
     The run's artifacts: progress (pairs finished), a table of the pairs, a Markdown report and the contact sheets
     as images where a browser can open them (``tasks.runs.links``).
@@ -94,11 +114,18 @@ def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **opt
         len(skipped),
         len(bad),
     )
-    progress.emit(progress.RunPlanned(len(todo), bad, flow_run.get_flow_run_ui_url()))
+    labels = {pair.pair_id: pair.label for pair in parsed.pairs}
+    progress.emit(progress.RunPlanned(len(todo), labels, bad, flow_run.get_flow_run_ui_url()))
     key = artifact_key(parsed)
     renders = render_pairs.with_options(task_runner=task_runner(run.executor), flow_run_name=f"render-pairs-{key}")
     artifact = create_progress_artifact(0.0 if todo else 100.0, key=key, description="pairs finished")
-    outcomes = renders(todo, run, run_id, cluster_has_gpus(run.executor), artifact) if todo else []
+    outcomes, tasks_url = [], None
+    if todo:
+        state = renders(todo, run, run_id, cluster_has_gpus(run.executor), artifact, return_state=True)
+        outcomes = state.result(raise_on_failure=False)
+        if isinstance(outcomes, BaseException):  # the subflow itself broke (not a pair): the run fails with it
+            raise outcomes
+        tasks_url = url_for("flow-run", obj_id=state.state_details.flow_run_id)
     forget_run(run_id)
     if stopping.stop_requested():
         gallery = GalleryResult(error="not rebuilt: the run was stopped")
@@ -106,17 +133,19 @@ def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **opt
         gallery = build_gallery_task(run.out, parsed.pairs, parsed.uri)
     summary = summarise(parsed, run.out, outcomes, skipped, time.perf_counter() - start)
     summary = summary.model_copy(update={"gallery": gallery})
-    _publish(summary, key, Links.of(run))
+    _publish(summary, key, Links.of(run), tasks_url)
     logger.info("%s; outputs in %s", summary.totals(), summary.out)
-    return summary
+    return verdict([row.status for row in summary.pairs], summary)
 
 
-def _publish(summary: RunSummary, key: str, links: Links) -> None:
-    """The pairs' table, the report and the contact sheets (where a browser opens them) on this run."""
+def _publish(summary: RunSummary, key: str, links: Links, tasks_url: str | None) -> None:
+    """The pairs' table, the report (with a link to the render tasks' run) and the contact sheets (where a
+    browser opens them) on this run."""
     manifest = md_code(summary.manifest)
     rows = table_rows(summary.pairs, links)
     create_table_artifact(rows, key=f"{key}-pairs", description=table_description(summary))
-    create_markdown_artifact(markdown_report(summary, links), key=f"{key}-report", description=f"Run of {manifest}")
+    report = markdown_report(summary, links) + (f"\n\n{md_link('Render tasks', tasks_url)}" if tasks_url else "")
+    create_markdown_artifact(report, key=f"{key}-report", description=f"Run of {manifest}")
     for n, url in enumerate(sheet_urls(summary.gallery, links), start=1):
         create_image_artifact(url, key=f"{key}-contact-sheet-{n}", description=f"Contact sheet {n} of {manifest}")
 
@@ -124,8 +153,9 @@ def _publish(summary: RunSummary, key: str, links: Links) -> None:
 @flow(name="render-pairs", validate_parameters=False)
 def render_pairs(
     pairs: list[Pair], options: RunOptions, run_id: str, gpu_resources: bool, artifact: UUID
-) -> list[Outcome]:
-    """Fan the pairs out to render tasks on this flow's task runner; one GPU each where workers have GPUs.
+) -> list[Outcome] | State:
+    """Fan the pairs out to render tasks on this flow's task runner; one GPU each where workers have GPUs. Ends
+    in the state its outcomes call for (``verdict``), with them as its result.
 
     ``artifact`` is the parent run's progress artifact (the one its UI page shows), updated as pairs end.
     """
@@ -136,7 +166,8 @@ def render_pairs(
         else:
             groups = [[pair] for pair in pairs]
             futures = render_pair.map(pairs, options=unmapped(options), run_id=unmapped(run_id))
-    return _collect(dict(zip(futures, groups, strict=True)), artifact)
+    outcomes = _collect(dict(zip(futures, groups, strict=True)), artifact)
+    return verdict([outcome.status for outcome in outcomes], outcomes)
 
 
 def _collect(futures: dict[PrefectFuture[Any], list[Pair]], artifact: UUID) -> list[Outcome]:

@@ -13,7 +13,7 @@ import json
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "Pair",
     "RowError",
     "is_file_reference",
+    "labelled",
     "manifest_name",
     "read_manifest",
 ]
@@ -55,6 +56,7 @@ class Pair:
     styles: tuple[str, ...]
     settings: Settings
     tags: tuple[str, ...] = ()
+    label: str = ""  # for people: ``content x style``, and what tells it from its variants (``labelled``)
 
     @property
     def fingerprint(self) -> str:
@@ -163,7 +165,7 @@ def _read(uri: str, reader: csv.DictReader, header: list[str], defaults: Mapping
         if pair is not None:
             (rejected if row_errors else pairs).append(pair)
     kept, duplicates = _drop_duplicates(pairs, errors)
-    return Manifest(uri, kept, sorted(errors, key=lambda e: e.row), rejected + duplicates)
+    return Manifest(uri, labelled(kept), sorted(errors, key=lambda e: e.row), rejected + duplicates)
 
 
 def _parse_row(
@@ -200,7 +202,9 @@ def _parse_row(
         errors.append(
             RowError.at(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'")
         )
-    return _with_id(pair, user_id if user_id and not errors else _auto_id(pair)), errors
+    if user_id and not errors:  # a name the user chose names the pair for people too
+        return replace(pair, pair_id=user_id, label=user_id), errors
+    return replace(pair, pair_id=_auto_id(pair)), errors
 
 
 def _row_settings(
@@ -239,8 +243,23 @@ def _drop_duplicates(pairs: list[Pair], errors: list[RowError]) -> tuple[list[Pa
     return kept, duplicates
 
 
-def _with_id(pair: Pair, pair_id: str) -> Pair:
-    return Pair(pair_id, pair.row, pair.content, pair.styles, pair.settings, pair.tags)
+def labelled(pairs: list[Pair]) -> list[Pair]:
+    """``pairs`` with their labels, e.g. ``astronaut x composition_vii`` (a multiplication sign), and for the
+    variants of one content and style (a sweep) the settings that differ between them after a middle dot:
+    ``astronaut x composition_vii . style_weight=3``. A pair whose id the manifest gives keeps it as its label."""
+    variants: dict[tuple[str, tuple[str, ...]], list[Pair]] = {}
+    for pair in pairs:
+        variants.setdefault((pair.content, pair.styles), []).append(pair)
+    cells = {pair.pair_id: pair.settings.as_cells() for pair in pairs}
+    labels = {}
+    for group in variants.values():
+        texts = [cells[pair.pair_id] for pair in group]
+        keys = [k for k in Settings.model_fields if Settings.knob(k).compared and len({t.get(k) for t in texts}) > 1]
+        for pair in group:
+            name = f"{_stem(pair.content)} \N{MULTIPLICATION SIGN} {' + '.join(_stem(s) for s in pair.styles)}"
+            differs = ", ".join(f"{k}={cells[pair.pair_id].get(k, '')}" for k in keys)
+            labels[pair.pair_id] = f"{name} \N{MIDDLE DOT} {differs}" if differs else name
+    return [pair if pair.label else replace(pair, label=labels[pair.pair_id]) for pair in pairs]
 
 
 def _auto_id(pair: Pair) -> str:

@@ -23,6 +23,7 @@ logger = logging.getLogger("stylebatch.progress")
 @dataclass(frozen=True)
 class RunPlanned:
     to_render: int  # pairs handed to render tasks
+    labels: dict[str, str]  # pair id -> its label (``Pair.label``), for every pair of the manifest
     bad_rows: dict[int, str]  # manifest line -> its problems
     ui_url: str | None  # the run in the Prefect UI
 
@@ -30,6 +31,7 @@ class RunPlanned:
 @dataclass(frozen=True)
 class PairStarted:
     pair_id: str
+    label: str
     row: int
     iterations: int
 

@@ -54,6 +54,7 @@ class SummaryRow(_Record):
 
     id: str
     row: int
+    label: str = ""  # the pair for people (``Pair.label``)
     content: str = ""
     style: str = ""  # the styles, |-separated
     status: Status

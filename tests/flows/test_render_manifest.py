@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
+from prefect.utilities.urls import url_for
 
 from flows.render_manifest import render_manifest
 from tasks.runs.records import RunSummary, SummaryRow
@@ -39,7 +40,7 @@ def run(manifest: Path | str, out: Path | str, **kwargs: Any) -> tuple[RunSummar
     """Run the flow; return its summary and its flow run id."""
     kwargs.setdefault("defaults", FAST)
     state = render_manifest(str(manifest), out=str(out), return_state=True, **kwargs)
-    return state.result(), flow_run_id(state)
+    return state.result(raise_on_failure=False), flow_run_id(state)
 
 
 def counts(summary: RunSummary) -> tuple[int, int, int]:
@@ -109,9 +110,12 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
         assert table.type == "table"
         rows = json.loads(table.data) if isinstance(table.data, str) else table.data
         assert len(rows) == 4
-        assert {r["pair"].replace("\\", "") for r in rows} == set(folders)  # escaped: c__s is not bold
+        labels = {
+            f"content{c} \N{MULTIPLICATION SIGN} style{s}": f"content{c}__style{s}" for c in (1, 2) for s in (1, 2)
+        }
+        assert {r["pair"] for r in rows} == set(labels)  # pairs named for people
         for row in rows:
-            pair_id = row["pair"].replace("\\", "")
+            [pair_id] = [folder for folder in folders if folder.startswith(labels[row["pair"]] + "-")]
             assert list(row) == ["pair", "row", "status", "time", "result", "reason"]
             assert row["status"] == "rendered"
             assert re.fullmatch(r"\d+\.\d s", row["time"])
@@ -121,13 +125,13 @@ def test_renders_every_pair_with_artifacts_and_logs(tiny: Tiny, tmp_path: Path) 
         report = by_key["render-spring-batch-report"]
         assert report.type == "markdown"
         assert "**4** rendered, **0** skipped, **0** failed" in report.data
-        assert "](" not in report.data  # no link to a local path
+        assert re.findall(r"\]\(([^)]*)\)", report.data) == [url_for("flow-run", obj_id=runs[1])]  # none to a file
         assert f"`stylebatch gallery {out} --serve`" in report.data
 
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
         assert all(t.state_name == "Completed" for t in task_runs)
         names = [t.name for t in task_runs]
-        renders = {t.name: t for t in task_runs if t.name in {f"render-{pair_id}" for pair_id in folders}}
+        renders = {t.name: t for t in task_runs if t.name in {f"render {label}" for label in labels}}
         assert len(renders) == 4
         assert all(names.count(name) == 1 for name in renders)
 
@@ -153,7 +157,7 @@ def render_task_runs(run_id: UUID) -> list[str]:
     with get_client(sync_client=True) as client:
         runs = run_family(client, run_id)
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
-    return [t.name for t in task_runs if t.name.startswith("render-")]
+    return [t.name for t in task_runs if t.name.startswith("render ")]
 
 
 def test_reruns_skip_finished_pairs_and_render_changed_rows(tiny: Tiny, tmp_path: Path) -> None:
@@ -355,7 +359,7 @@ def test_s3_inputs_manifest_and_outputs(tiny: Tiny, s3: Bucket) -> None:
     for row in json.loads(artifacts["render-m-pairs"].data):
         url = link(row["result"], "result.png")
         assert "X-Amz-Expires=3600" in url
-        pair_id = row["pair"].replace("\\", "")
+        pair_id = {r.row: r.id for r in summary.pairs}[row["row"]]
         assert http_get(url) == (200, "image/png", s3.get(f"renders/{pair_id}/result.png"))
     assert_gallery_links_open(artifacts, "render-m")
 
@@ -476,7 +480,46 @@ def test_a_failed_pair_is_a_failed_task_run_with_its_reason(tiny: Tiny, tmp_path
         task_runs = {
             t.name: t for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=runs)))
         }
-        assert task_runs["render-lost"].state_name == "Failed"
-        assert task_runs["render-lost"].state.message == reason
-        assert task_runs["render-ok"].state_name == "Completed"
-        assert task_runs["render-lost"].run_count == 1  # a missing input is not retried
+        assert task_runs["render lost"].state_name == "Failed"
+        assert task_runs["render lost"].state.message == reason
+        assert task_runs["render ok"].state_name == "Completed"
+        assert task_runs["render lost"].run_count == 1  # a missing input is not retried
+
+
+def test_run_states_tell_all_good_partial_and_nothing_rendered_apart(tiny: Tiny, tmp_path: Path) -> None:
+    """The Prefect UI's runs list shows each run's state: Completed only when nothing failed; Partial (a Failed
+    state) when some pairs rendered and some failed or were bad rows; Failed when nothing rendered. The render
+    subflow's run says the same of its pairs, and the run's report links to it."""
+    tiny.images(2, 1)
+    manifests = {
+        "good": "content,style\ncontent1.png,style1.png\ncontent2.png,style1.png\n",
+        "partial": "content,style,iterations\ncontent1.png,style1.png,\nnowhere.png,style1.png,\n,style1.png,\n",
+        "nothing": "content,style\nnowhere.png,style1.png\ngone.png,style1.png\n",
+    }
+    expected = {
+        "good": ("COMPLETED", "Completed", None, None),
+        "partial": ("FAILED", "Partial", "1 rendered, 2 failed", ("Partial", "1 rendered, 1 failed")),
+        "nothing": ("FAILED", "Failed", "0 rendered, 2 failed", ("Failed", "0 rendered, 2 failed")),
+    }
+    for name, text in manifests.items():
+        summary, run_id = run(tiny.manifest(text, f"{name}.csv"), tmp_path / name)
+        assert isinstance(summary, RunSummary)  # the result in every end
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(run_id)
+            state_type, state_name, message, subflow = expected[name]
+            assert (flow_run.state_type.value, flow_run.state_name) == (state_type, state_name)
+            assert flow_run.state.message == message or (message is None and summary.failed == 0)
+            [child] = [r for r in run_family(client, run_id) if r != run_id]
+            child_state = client.read_flow_run(child).state
+            if subflow:
+                assert (child_state.name, child_state.message) == subflow
+            else:
+                assert child_state.is_completed()
+            report = next(
+                a
+                for a in client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+                )
+                if a.type == "markdown"
+            )
+            assert f"/runs/flow-run/{child})" in report.data

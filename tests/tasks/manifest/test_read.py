@@ -300,6 +300,28 @@ def test_auto_id_is_readable_plus_a_hash(tmp_path: Path) -> None:
     assert slugs == ["Beach-Day__starry_night", "cat__a+b", "x.y__img"]
 
 
+def test_labels_name_content_and_style_and_what_tells_variants_apart(tmp_path: Path) -> None:
+    """People read pairs by their labels; a sweep's variants by the settings that differ (ids stay hashes)."""
+    manifest = read(
+        tmp_path,
+        "id,content,style,style_weight,iterations",
+        ",photos/astronaut.png,composition_vii.jpg,1,",
+        ",photos/astronaut.png,composition_vii.jpg,3,",
+        ",photos/astronaut.png,composition_vii.jpg,3,50",
+        ",photos/cat.png,a.png|b.jpg,3,",
+        "mine,photos/cat.png,a.png,,",
+    )
+    assert manifest.errors == []
+    assert [pair.label for pair in manifest.pairs] == [
+        "astronaut \N{MULTIPLICATION SIGN} composition_vii \N{MIDDLE DOT} iterations=500, style_weight=1",
+        "astronaut \N{MULTIPLICATION SIGN} composition_vii \N{MIDDLE DOT} iterations=500, style_weight=3",
+        "astronaut \N{MULTIPLICATION SIGN} composition_vii \N{MIDDLE DOT} iterations=50, style_weight=3",
+        "cat \N{MULTIPLICATION SIGN} a + b",
+        "mine",
+    ]
+    assert all(AUTO_ID.match(pair.pair_id) for pair in manifest.pairs[:4])
+
+
 def test_the_same_row_gets_the_same_id_in_two_reads(tmp_path: Path) -> None:
     lines = ("content,style,iterations,tags", "c.png,s.png,3,x", "d.png,s.png|t.png,4,")
     first = read(tmp_path / "one", *lines).pairs

@@ -55,7 +55,7 @@ def test_table_is_compact_rounded_and_links_results_where_a_browser_opens_them(t
     rendered, skipped, bad = rows
     pair_id = summary.pairs[0].id
     assert (rendered["row"], rendered["status"], rendered["time"], rendered["reason"]) == (2, "rendered", "87.2 s", "")
-    assert rendered["pair"] == md_escape(pair_id) and "\\_" in rendered["pair"]  # c__s-hash: not bold in the UI
+    assert rendered["pair"] == md_escape(summary.pairs[0].label) == "c \N{MULTIPLICATION SIGN} s"  # for people
     assert rendered["result"] == f"[result.png](https://renders.example.com/nightly/{pair_id}/result.png)"
     assert skipped["result"].startswith("[result.png](https://") and skipped["time"] == ""
     assert (bad["pair"], bad["status"], bad["result"]) == ("", "failed", "")
