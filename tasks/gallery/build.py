@@ -1,72 +1,121 @@
 """The comparison gallery of an output root, written to ``<out>/gallery/``.
 
 - ``index.html``: the batch grid or the settings sweep (``tasks.gallery.layout``), with a header
-  naming the manifest, the shared settings and the counts;
+  naming the manifest, the shared settings and the counts, and the manifest's bad rows;
 - ``contents/*.html`` and ``styles/*.html``: one content (or style) across everything it met;
-- ``pairs/<id>.html``: a pair at its real resolution, its inputs, losses, settings and neighbours;
+- ``pairs/<id>.html``: a pair's result filling the page's main column, to compare in place with its
+  content and neighbours, its snapshots, losses, inputs, settings, and links to the pairs before and after;
 - ``contact_sheet*.png``: labelled sheets of the grid (``tasks.gallery.images``).
 
 It reads the pair folders' records (``tasks.gallery.entries``), so it also covers the outputs of
-several runs. Pages use relative links only (they work from disk, any static server, or a synced
-bucket) and no script at all.
+several runs. A pair with no result shows its last snapshot, as partial. Pages use relative links only
+(they work from disk, any static server, or a synced bucket) and no script at all.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from tasks.gallery.chart import loss_chart
 from tasks.gallery.entries import Entry, read_entries
-from tasks.gallery.images import Store, contact_sheets, input_images, result_thumbnails
+from tasks.gallery.images import (
+    Store,
+    contact_sheets,
+    input_images,
+    png_size,
+    thumbnails,
+)
 from tasks.gallery.layout import NEIGHBOURS, Layout, arrange, input_name, neighbours, page_of
 from tasks.manifest.read import Pair, manifest_name
 from tasks.runs.records import GalleryResult
-from tasks.storage.records import RESULT, Status
+from tasks.storage.records import RESULT, Status, snapshot_name
 from tasks.storage.root import OutputRoot
 
 __all__ = ["build_gallery"]
 
 SHOWN = (Status.RENDERED, Status.FAILED, Status.PENDING)  # where a pair stands, as the gallery counts it
+COMPARED = ("style", "variant")  # the neighbours a detail page's picture can be swapped for (same content)
+VIEW_MARGIN = 150  # px of the window's height a detail page's view leaves for the header and the choices above it
 
 _ENV = Environment(loader=PackageLoader("tasks.gallery", "templates"), autoescape=select_autoescape(default=True))
 
 
-def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | None = None) -> GalleryResult:
+def _breakable(text: object) -> Markup:
+    """``text`` escaped, with line-break opportunities after path and list separators only (never mid-token)."""
+    return Markup("<wbr>").join(escape(part) for part in re.split(r"(?<=[/|,])(?=.)", str(text)))
+
+
+_ENV.filters["breakable"] = _breakable
+
+
+@dataclass(frozen=True)
+class View:
+    """A picture the detail page's main view can show: the result (or partial), the content, a neighbour."""
+
+    label: str
+    src: str  # relative to the pair's page
+    kind: str  # result, partial, content or neighbour
+    size: tuple[int, int] | None = None  # natural (width, height), where known
+
+
+def build_gallery(
+    out: str, pairs: list[Pair] | None = None, manifest: str | None = None, problems: dict[int, str] | None = None
+) -> GalleryResult:
     """Write ``<out>/gallery/`` of every pair under ``out``, or of ``pairs`` (``manifest``'s) in order;
-    return where the index and the contact sheets are, what they show, and notes for the user."""
+    return where the index and the contact sheets are, what they show, and notes for the user.
+
+    ``problems``: the manifest's bad rows (line -> what is wrong, ``tasks.runs.report.row_problems``),
+    listed on the index and counted as failed, as the run counts them.
+    """
     root = OutputRoot.open(out)
     gallery = root.gallery()
     entries = read_entries(out, pairs)
     layout = arrange(entries)
     store = Store(root.fs)
-    thumbs = result_thumbnails(store, root.path, gallery, entries)
+    thumbs, partials = thumbnails(store, root.path, gallery, entries)
     inputs = input_images(store, gallery, entries)
+    bad_rows = sorted((problems or {}).items())
     counts = {s: sum(e.status == s for e in entries) for s in SHOWN}
+    counts[Status.FAILED] += len(bad_rows)
     title = manifest_name(manifest) if manifest else posixpath.basename(root.path) or root.path
     heading = f"{title} · {datetime.now(UTC):%Y-%m-%d} · " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     sheets = contact_sheets(store, gallery, layout, heading, thumbs, inputs)
-    page = {"title": title, "layout": layout, "thumbs": thumbs, "inputs": inputs, "name": input_name}
+    page = {"title": title, "layout": layout, "thumbs": thumbs, "partials": partials, "inputs": inputs}
+    page["name"] = input_name
     contents = {e.content: page_of("contents", e.content) for e in entries}
     styles = {e.column: page_of("styles", e.column) for e in entries}
     files = {
         f"{gallery}/index.html": _render(
-            "index.html.j2", **page, manifest=manifest, counts=counts, contents=contents, styles=styles, sheets=sheets
+            "index.html.j2",
+            **page,
+            manifest=manifest,
+            counts=counts,
+            contents=contents,
+            styles=styles,
+            sheets=sheets,
+            bad_rows=bad_rows,
         )
     }
-    cards = _cards(entries, layout, thumbs)
+    cards = _cards(entries, layout, thumbs, partials)
     for kind, pages in (("content", contents), ("style", styles)):
         for key, path in pages.items():
             other = "style" if kind == "content" else "content"  # a content's page names each card's style
             chosen = [cards[e.pair_id][other] for e in entries if (e.content if kind == "content" else e.column) == key]
             files[f"{gallery}/{path}"] = _render("subset.html.j2", **page, kind=kind, key=key, cards=chosen)
-    for entry in entries:
-        files[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, page, cards, contents, styles)
+    sizes = _picture_sizes(store, root, entries)
+    order = [e for row in layout.rows for column in layout.columns for e in layout.cells[(row.key, column.key)]]
+    for k, entry in enumerate(order):
+        steps = {"previous": order[k - 1] if k else None, "next": order[k + 1] if k + 1 < len(order) else None}
+        context = {**page, "cards": cards, "contents": contents, "styles": styles, "steps": steps}
+        files[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, context, sizes)
     store.put({path: text.encode() for path, text in files.items()})
     return GalleryResult(
         index=root.gallery_uri("index.html"),
@@ -78,7 +127,9 @@ def build_gallery(out: str, pairs: list[Pair] | None = None, manifest: str | Non
     )
 
 
-def _cards(entries: list[Entry], layout: Layout, thumbs: dict[str, str]) -> dict[str, dict[str, Markup]]:
+def _cards(
+    entries: list[Entry], layout: Layout, thumbs: dict[str, str], partials: dict[str, str]
+) -> dict[str, dict[str, Markup]]:
     """Each pair's link from a page one folder down, rendered once per caption: naming its style
     (for pages of its content), its content (for pages of its style), or only what sets it apart
     (beside its own variants)."""
@@ -87,39 +138,78 @@ def _cards(entries: list[Entry], layout: Layout, thumbs: dict[str, str]) -> dict
     for e in entries:
         named = {"style": input_name(e.column), "content": input_name(e.content), "variant": ""}
         cards[e.pair_id] = {
-            kind: link(e, thumbs, " · ".join(filter(None, [name, layout.describe(e)])), "../")
+            kind: link(e, thumbs, " · ".join(filter(None, [name, layout.describe(e)])), "../", partials)
             for kind, name in named.items()
         }
     return cards
 
 
-def _detail_page(
-    entry: Entry,
-    entries: list[Entry],
-    page: dict[str, Any],
-    cards: dict[str, dict[str, Markup]],
-    contents: dict[str, str],
-    styles: dict[str, str],
-) -> str:
+def _picture_sizes(store: Store, root: OutputRoot, entries: list[Entry]) -> dict[str, tuple[int, int]]:
+    """Pair id -> the natural size of its result, or of its partial picture (from the PNGs' headers)."""
+    paths = {e.pair_id: root.pair(e.pair_id, _picture(e)) for e in entries if _picture(e)}
+    heads = store.heads(list(paths.values()), 24)
+    sizes = {pid: png_size(heads.get(path, b"")) for pid, path in paths.items()}
+    return {pid: size for pid, size in sizes.items() if size}
+
+
+def _picture(entry: Entry) -> str:
+    """The file of the pair's main picture in its folder: its result, its last snapshot, or none."""
+    if entry.rendered:
+        return RESULT
+    return snapshot_name(entry.partial) if entry.partial is not None else ""
+
+
+def _views(entry: Entry, others: dict[str, list[Entry]], context: dict[str, Any], sizes: dict) -> list[View]:
+    """What the detail page's main view can show: the pair's own picture (none: no view), then its content and
+    the results of its neighbours of the same content, to compare with in place."""
+
+    def picture(e: Entry) -> str:
+        return f"../../{quote(e.pair_id, safe='')}/{_picture(e)}"
+
+    if not _picture(entry):
+        return []
+    kind = "result" if entry.rendered else "partial"
+    label = "result" if entry.rendered else f"partial: iteration {entry.partial}"
+    views = [View(label, picture(entry), kind, sizes.get(entry.pair_id))]
+    if entry.content in context["inputs"]:
+        views.append(View("content", f"../{context['inputs'][entry.content]['preview']}", "content"))
+    layout = context["layout"]
+    for kind in COMPARED:
+        for other in others.get(kind, []):
+            if other.rendered:
+                named = [input_name(other.column) if kind == "style" else "", layout.describe(other)]
+                label = " · ".join(filter(None, named))
+                views.append(View(label, picture(other), "neighbour", sizes.get(other.pair_id)))
+    return views
+
+
+def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], sizes: dict) -> str:
     record = entry.rendered
     settings = entry.settings
+    others = neighbours(entry, entries)
+    views = _views(entry, others, context, sizes)
+    shape = next((v.size for v in views if v.size), None)  # the content's shape: every view has it
     return _render(
         "pair.html.j2",
-        **page,
+        **context,
         e=entry,
         record=entry.record,
         final=record.final.weighted(settings) if record and settings else None,
         settings=settings.as_cells() if settings else {},
         flags=settings.flags() if settings else "",
         chart=loss_chart(entry.losses, settings) if entry.losses and settings else None,
-        result=f"../../{quote(entry.pair_id, safe='')}/{RESULT}" if record else None,
+        views=views,
+        margin=VIEW_MARGIN,
+        aspect=shape[0] / shape[1] if shape else None,
+        snapshots=[(it, f"../../{quote(entry.pair_id, safe='')}/{snapshot_name(it)}") for it in entry.snapshots],
+        total=settings.total_iterations if settings else None,
         neighbours={
-            NEIGHBOURS[kind]: [cards[o.pair_id][kind] for o in others]
-            for kind, others in neighbours(entry, entries).items()
-            if others
+            NEIGHBOURS[kind]: [context["cards"][o.pair_id][kind] for o in group]
+            for kind, group in others.items()
+            if group
         },
-        content_page=contents[entry.content],
-        style_page=styles[entry.column],
+        content_page=context["contents"][entry.content],
+        style_page=context["styles"][entry.column],
     )
 
 

@@ -1,4 +1,4 @@
-"""A small inline SVG chart of the weighted loss terms over iterations (log scale)."""
+"""An inline SVG chart of the weighted loss terms over iterations (log scale), with axis titles and ticks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Chart", "loss_chart"]
 
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 520, 260, 56, 12, 12, 28
+# Drawn 1:1 across a detail page's main column at 1400 px; the margins hold the ticks and the axis titles.
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 900, 320, 76, 16, 14, 48
+X_TITLE, Y_TITLE = "iteration", "loss, weighted (log scale)"
+X_TICKS = 8  # about as many iteration ticks
 # Drawn in this order: the total last, on top of the term that dominates it.
 SERIES = (("content", "#4fa3ff"), ("style", "#ff7a59"), ("tv", "#7bd88f"), ("total", "#f2f2f2"))
 MAX_POINTS = 300
@@ -27,6 +30,8 @@ class Chart:
     y_ticks: list[tuple[float, str]]  # y position, label
     x_ticks: list[tuple[float, str]]
     box: tuple[int, int, int, int]  # left, top, right, bottom of the plot area
+    x_title: str = X_TITLE
+    y_title: str = Y_TITLE
 
 
 def loss_chart(losses: list[LossRow], settings: Settings) -> Chart | None:
@@ -58,7 +63,24 @@ def loss_chart(losses: list[LossRow], settings: Settings) -> Chart | None:
         )
         if points:
             lines.append((name, colour, points))
-    decades = range(lo, hi + 1, max(1, (hi - lo) // 6))
-    y_ticks = [(y(10.0**d), f"1e{d}") for d in decades]
-    x_ticks = [(x(i), str(i)) for i in sorted({its[0], its[len(its) // 2], its[-1]})]
+    y_ticks = [(y(value), label) for value, label in _log_ticks(lo, hi)]
+    x_ticks = [(x(i), str(i)) for i in _iteration_ticks(its[0], its[-1])]
     return Chart(WIDTH, HEIGHT, lines, y_ticks, x_ticks, (LEFT, TOP, right, bottom))
+
+
+def _log_ticks(lo: int, hi: int) -> list[tuple[float, str]]:
+    """Ticks from 10^lo to 10^hi: every decade (at most about 7), and 2 and 5 times each when there are fewer
+    than three decades, so that there are always more than three."""
+    decades = range(lo, hi + 1, max(1, (hi - lo) // 6))
+    steps = (1, 2, 5) if hi - lo < 3 else (1,)
+    ticks = [(m * 10.0**d, f"{m}e{d}") for d in decades for m in steps]
+    return [(value, label) for value, label in ticks if value <= 10.0**hi]
+
+
+def _iteration_ticks(first: int, last: int) -> list[int]:
+    """About ``X_TICKS`` round iterations (multiples of 1, 2 or 5 times a power of ten) from ``first`` to ``last``,
+    both included; a round one too close to either end is left out."""
+    span = max(1, last - first)
+    step = next(m * 10**k for k in range(len(str(span)) + 1) for m in (1, 2, 5) if span / (m * 10**k) <= X_TICKS)
+    inner = [i for i in range(first - first % step + step, last, step) if min(i - first, last - i) >= step / 2]
+    return sorted({first, *inner, last})

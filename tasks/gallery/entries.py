@@ -1,4 +1,8 @@
-"""The pairs a gallery shows, read from an output root's pair folders through ``tasks.storage.records``."""
+"""The pairs a gallery shows, read from an output root's pair folders through ``tasks.storage.records``.
+
+A finished pair's snapshots follow from its settings; the snapshots of a failed pair, or of a manifest's
+pair that never finished (stopped), are listed from its folder: the last one is its partial picture.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from tasks.storage.records import (
     FAILED,
     LOSSES,
     RECORD,
+    SNAPSHOTS,
     FailureRecord,
     LossRow,
     RecordError,
@@ -22,6 +27,8 @@ from tasks.storage.records import (
     read_failure,
     read_losses,
     read_record,
+    snapshot_iteration,
+    snapshot_iterations,
 )
 from tasks.storage.root import GALLERY, OutputRoot
 
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Entry", "read_entries"]
 
 _FILES = (RECORD, DONE, FAILED, LOSSES)
+SHORT = 90  # characters of a failure's reason in a grid cell
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Entry:
     record: RenderRecord | FailureRecord | None = None
     losses: list[LossRow] = field(default_factory=list)
     note: str = ""  # for a pending pair: the settings that would show its row's results
+    snapshots: dict[int, int] = field(default_factory=dict)  # iteration -> file size (0: not listed), in order
 
     @property
     def column(self) -> str:
@@ -62,6 +71,25 @@ class Entry:
     def error(self) -> str:
         return self.record.error if isinstance(self.record, FailureRecord) else ""
 
+    @property
+    def short_error(self) -> str:
+        """The reason's start, for a grid cell (the pair's page has it whole)."""
+        return shorten(self.error)
+
+    @property
+    def partial(self) -> int | None:
+        """The iteration of the last snapshot of a pair with no result (failed, or stopped), else None."""
+        return None if self.rendered or not self.snapshots else max(self.snapshots)
+
+
+def shorten(text: str, width: int = SHORT) -> str:
+    """``text``'s first line, cut at a space (or mid-word if it must) with an ellipsis to ``width`` characters."""
+    line = text.strip().split("\n", 1)[0]
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[width // 2 :] else cut) + "…"
+
 
 def read_entries(out: str, pairs: list[Pair] | None = None) -> list[Entry]:
     """Every finished or failed pair under ``out``; with ``pairs`` (a manifest's): those pairs, in order.
@@ -69,28 +97,45 @@ def read_entries(out: str, pairs: list[Pair] | None = None) -> list[Entry]:
     A manifest pair with no folder of its own is pending; if its row's inputs were rendered with
     other settings (the run had setting flags this call lacks), its note names the flags that match.
     """
-    found = _found(out)
+    root = OutputRoot.open(out)
+    found, folders = _found(root)
     if pairs is None:
-        return sorted(found.values(), key=lambda e: (e.content, e.column, e.pair_id))
-    ids = {p.pair_id for p in pairs}
-    others = [e for e in found.values() if e.pair_id not in ids]
-    entries = []
-    for pair in pairs:
-        entry = found.get(pair.pair_id)
-        if entry is None:
-            entry = Entry(pair.pair_id, Status.PENDING, pair.content, pair.styles, pair.settings)
-            entry.note = _other_settings(pair, others)
-        entries.append(entry)
+        entries = sorted(found.values(), key=lambda e: (e.content, e.column, e.pair_id))
+    else:
+        ids = {p.pair_id for p in pairs}
+        others = [e for e in found.values() if e.pair_id not in ids]
+        entries = []
+        for pair in pairs:
+            entry = found.get(pair.pair_id)
+            if entry is None:
+                entry = Entry(pair.pair_id, Status.PENDING, pair.content, pair.styles, pair.settings)
+                entry.note = _other_settings(pair, others)
+            entries.append(entry)
+    for entry in entries:
+        if entry.rendered:
+            entry.snapshots = dict.fromkeys(snapshot_iterations(entry.rendered.settings), 0)
+        elif entry.pair_id in folders:  # failed, or stopped: whatever snapshots it took
+            entry.snapshots = _listed_snapshots(root, entry.pair_id)
     return entries
 
 
-def _found(out: str) -> dict[str, Entry]:
-    root = OutputRoot.open(out)
+def _found(root: OutputRoot) -> tuple[dict[str, Entry], set[str]]:
+    """The finished and failed pairs under ``root``, and the names of all its pair folders."""
     fs = root.fs
     folders = [p for p in fs.ls(root.path, detail=False) if _is_pair_folder(fs, p)] if fs.exists(root.path) else []
     blobs = fs.cat([f"{f}/{n}" for f in folders for n in _FILES], on_error="omit") if folders else {}
     entries = (_entry(posixpath.basename(f), {n: blobs.get(f"{f}/{n}") for n in _FILES}) for f in folders)
-    return {entry.pair_id: entry for entry in entries if entry is not None}
+    return {entry.pair_id: entry for entry in entries if entry is not None}, {posixpath.basename(f) for f in folders}
+
+
+def _listed_snapshots(root: OutputRoot, pair_id: str) -> dict[int, int]:
+    """A pair folder's snapshots: iteration -> size, in iteration order (none if it cannot be listed)."""
+    try:
+        files = root.fs.ls(root.pair(pair_id, SNAPSHOTS), detail=True)
+    except Exception:  # no snapshots folder (FileNotFoundError), or a store that is away: no partial picture
+        return {}
+    found = {snapshot_iteration(f["name"]): int(f.get("size") or 0) for f in files if f.get("type") == "file"}
+    return {it: found[it] for it in sorted(i for i in found if i is not None)}
 
 
 def _is_pair_folder(fs: Any, path: str) -> bool:

@@ -1,4 +1,4 @@
-"""Gallery images: result and input thumbnails, input previews, and the contact sheet."""
+"""Gallery images: result, partial-picture and input thumbnails, input previews, and the contact sheet."""
 
 from __future__ import annotations
 
@@ -11,14 +11,21 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageDraw, ImageFont
 
 from nst_core.images import decode_image, read_bytes
-from tasks.storage.records import RESULT, InputFile
+from tasks.storage.records import RESULT, InputFile, snapshot_name
 from tasks.storage.root import put_files
 
 if TYPE_CHECKING:
     from tasks.gallery.entries import Entry
     from tasks.gallery.layout import Axis, Layout
 
-__all__ = ["CONTACT_SHEET", "Store", "contact_sheets", "input_images", "result_thumbnails"]
+__all__ = [
+    "CONTACT_SHEET",
+    "Store",
+    "contact_sheets",
+    "input_images",
+    "png_size",
+    "thumbnails",
+]
 
 THUMB, PREVIEW = 480, 768  # result thumbnails fill a 3-column grid on a wide screen; input previews
 log = logging.getLogger(__name__)
@@ -27,21 +34,45 @@ log = logging.getLogger(__name__)
 CONTACT_SHEET = "contact_sheet.png"
 CELL, SHEET_ROWS, SHEET_COLUMNS = 256, 6, 6
 CELL_VARIANTS = 4  # renders drawn side by side in one cell at most (the pages show them all)
-TITLE, LABEL, MARGIN = 48, 28, 12  # title band, label line and title margin heights, px
+HEADING, SETTINGS_LINE, SETTINGS_LINES = 42, 20, 2  # the title's first line; then the shared settings' lines
+TITLE = HEADING + SETTINGS_LINES * SETTINGS_LINE + 6  # the title band
+LABEL, MARGIN = 28, 12  # label line and title margin heights, px
 TITLE_FONT, LABEL_FONT = ImageFont.load_default(size=22), ImageFont.load_default(size=15)
 BACKGROUND, TEXT, BAD = (24, 24, 24), (232, 232, 232), (230, 120, 100)
 
 
-def result_thumbnails(store: Store, root: str, gallery: str, entries: list[Entry]) -> dict[str, str]:
-    """pair id -> thumbnail path relative to the gallery; only missing thumbnails are made."""
-    names = {e.pair_id: f"thumbs/{e.pair_id}-{e.rendered.fingerprint[:8]}.jpg" for e in entries if e.rendered}
+def thumbnails(store: Store, root: str, gallery: str, entries: list[Entry]) -> tuple[dict[str, str], dict[str, str]]:
+    """Thumbnails of the results, and of the last snapshots of pairs with no result (``Entry.partial``): pair
+    id -> path relative to the gallery, each; only missing thumbnails are made."""
+    results = {e.pair_id: f"thumbs/{e.pair_id}-{e.rendered.fingerprint[:8]}.jpg" for e in entries if e.rendered}
+    wanted = {pid: (f"{root}/{pid}/{RESULT}", name) for pid, name in results.items()}
+    for e in entries:
+        if e.partial is not None:  # the snapshot's size tells one attempt's from another's
+            tag = hashlib.sha256(f"{e.partial}\0{e.snapshots[e.partial]}".encode()).hexdigest()[:8]
+            source = f"{root}/{e.pair_id}/{snapshot_name(e.partial)}"
+            wanted[e.pair_id] = (source, f"thumbs/{e.pair_id}-partial-{tag}.jpg")
+    made = _thumbnails(store, gallery, wanted)
+    return {p: t for p, t in made.items() if p in results}, {p: t for p, t in made.items() if p not in results}
+
+
+def _thumbnails(store: Store, gallery: str, wanted: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """pair id -> thumbnail name, of the pictures ``wanted`` (pair id -> (picture path, thumbnail name)); the
+    thumbnails that exist are kept, the others made; a picture that cannot be read has none."""
     existing = store.names(f"{gallery}/thumbs")
-    todo = {pid: name for pid, name in names.items() if name not in existing}
-    blobs = store.cat([f"{root}/{pid}/{RESULT}" for pid in todo])
+    todo = {pid: wanted[pid] for pid, (_, name) in wanted.items() if name not in existing}
+    blobs = store.cat([source for source, _ in todo.values()])
     with ThreadPoolExecutor() as pool:  # Pillow releases the GIL while decoding and resizing
-        made = pool.map(lambda pid: _jpeg(blobs.get(f"{root}/{pid}/{RESULT}"), THUMB), todo)
-        store.put({f"{gallery}/{todo[pid]}": data for pid, data in zip(todo, made, strict=True) if data})
-    return {pid: name for pid, name in names.items() if name not in todo or f"{root}/{pid}/{RESULT}" in blobs}
+        thumbs = pool.map(lambda pid: _jpeg(blobs.get(todo[pid][0]), THUMB), todo)
+        made = {pid: data for pid, data in zip(todo, thumbs, strict=True) if data}
+    store.put({f"{gallery}/{todo[pid][1]}": data for pid, data in made.items()})
+    return {pid: name for pid, (_, name) in wanted.items() if pid not in todo or pid in made}
+
+
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's first 24 bytes (its signature and IHDR chunk), else None."""
+    if len(head) < 24 or not head.startswith(b"\x89PNG\r\n\x1a\n") or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def input_images(store: Store, gallery: str, entries: list[Entry]) -> dict[str, dict[str, str]]:
@@ -80,8 +111,9 @@ def contact_sheets(
     inputs: dict[str, dict[str, str]],
 ) -> list[str]:
     """The layout as labelled PNG sheets of at most ``SHEET_ROWS`` x ``SHEET_COLUMNS`` cells each: a
-    title band (``heading``, and which part of the grid a sheet holds), column and row headers with
-    their inputs and labels, one result per cell (several renders share it). Returns their names."""
+    title band (``heading``, which part of the grid a sheet holds, and the shared settings), column and
+    row headers with their inputs and labels, the results scaled to fill their cells as the inputs do
+    (several renders share a cell, each captioned with what tells it apart). Returns their names."""
     if not layout.rows:
         return []
     wanted = {f"{gallery}/{inputs[u]['thumb']}" for a in layout.rows + layout.columns for u in a.images if u in inputs}
@@ -96,6 +128,7 @@ def contact_sheets(
         for rows in _chunks(layout.rows, SHEET_ROWS)
         for columns in _chunks(layout.columns, SHEET_COLUMNS)
     ]
+    settings = "  ".join(f"{k}={v}" for k, v in layout.headline.items())
     names = []
     for number, (rows, columns) in enumerate(parts, start=1):
         title = heading
@@ -106,6 +139,8 @@ def contact_sheets(
         sheet = Image.new("RGB", ((len(columns) + 1) * CELL, TITLE + header + len(rows) * CELL), BACKGROUND)
         draw = ImageDraw.Draw(sheet)
         draw.text((MARGIN, MARGIN), _fit(title, sheet.width - 2 * MARGIN, TITLE_FONT), fill=TEXT, font=TITLE_FONT)
+        for k, line in enumerate(_wrap(settings, sheet.width - 2 * MARGIN, LABEL_FONT, SETTINGS_LINES)):
+            draw.text((MARGIN, HEADING + k * SETTINGS_LINE), line, fill=TEXT, font=LABEL_FONT)
         for i, (_, column) in enumerate(columns, start=1):
             _header(sheet, draw, [picture(u) for u in column.images], column.label, (i * CELL, TITLE), header)
         for j, (_, row) in enumerate(rows):
@@ -113,7 +148,9 @@ def contact_sheets(
             _header(sheet, draw, [picture(u) for u in row.images], row.label, (0, top), CELL)
             for i, (_, column) in enumerate(columns, start=1):
                 cell = layout.cells[(row.key, column.key)]
-                _cell(sheet, draw, [blobs.get(f"{gallery}/{thumbs.get(e.pair_id)}") for e in cell], cell, i * CELL, top)
+                pictures = [blobs.get(f"{gallery}/{thumbs.get(e.pair_id)}") for e in cell]
+                captions = [layout.captions.get(e.pair_id, "") for e in cell] if len(cell) > 1 else []
+                _cell(sheet, draw, pictures, cell, captions, (i * CELL, top))
         buffer = io.BytesIO()
         sheet.save(buffer, "PNG", compress_level=1)  # 5x faster than the default level, ~1.3x larger
         names.append(CONTACT_SHEET if number == 1 else CONTACT_SHEET.replace(".png", f"-{number}.png"))
@@ -147,18 +184,44 @@ def _header(
 
 
 def _cell(
-    sheet: Image.Image, draw: ImageDraw.ImageDraw, pictures: list[bytes | None], cell: list[Entry], x: int, y: int
+    sheet: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    pictures: list[bytes | None],
+    cell: list[Entry],
+    captions: list[str],
+    at: tuple[int, int],
 ) -> None:
-    """A cell's first ``CELL_VARIANTS`` renders side by side; a pair with no picture shows its status."""
+    """A cell's first ``CELL_VARIANTS`` renders side by side, over their ``captions`` if any; a pair with no
+    picture shows its status."""
     if not cell:
         return
+    x, y = at
     shown = cell[:CELL_VARIANTS]
     width = CELL // len(shown)
+    bottom = y + CELL - (LABEL if captions else 0)
     for k, (entry, data) in enumerate(zip(shown, pictures, strict=False)):
-        box = (x + k * width, y, x + (k + 1) * width, y + CELL)
+        box = (x + k * width, y, x + (k + 1) * width, bottom)
+        centre = (box[0] + box[2]) // 2
         if not _paste(sheet, data, box):
-            centre = ((box[0] + box[2]) // 2, y + CELL // 2)
-            draw.text(centre, entry.status, fill=BAD, font=LABEL_FONT, anchor="mm")
+            draw.text((centre, (y + bottom) // 2), entry.status, fill=BAD, font=LABEL_FONT, anchor="mm")
+        if captions and captions[k]:
+            text = _fit(captions[k], width - 6, LABEL_FONT)
+            draw.text((centre, bottom + LABEL // 2), text, fill=TEXT, font=LABEL_FONT, anchor="mm")
+
+
+def _wrap(text: str, width: float, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, lines: int) -> list[str]:
+    """``text`` in at most ``lines`` lines of ``width`` pixels, broken at double spaces (between settings),
+    else at spaces; the last line cut with an ellipsis if the text does not fit."""
+    out: list[str] = []
+    words = text.split("  ")
+    while words and len(out) < lines:
+        line = words.pop(0)
+        while words and font.getlength(f"{line}  {words[0]}") <= width:
+            line += "  " + words.pop(0)
+        out.append(line)
+    if words:
+        out[-1] = f"{out[-1]}  {'  '.join(words)}"
+    return [_fit(line, width, font) for line in out]
 
 
 def _fit(text: str, width: float, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
@@ -199,7 +262,8 @@ def _encode(image: Image.Image, size: int) -> bytes:
 
 
 def _paste(sheet: Image.Image, data: bytes | None, box: tuple[int, int, int, int]) -> bool:
-    """Paste a picture centred in ``box`` (4 px in from its edges); False if there is none to paste."""
+    """Paste a picture scaled to fit ``box`` (4 px in from its edges; enlarged if smaller), centred; False if
+    there is none to paste."""
     try:
         image = decode_image(data, "thumbnail") if data is not None else None
     except Exception:  # a thumbnail cut short by a killed build: its cell stays empty
@@ -207,7 +271,9 @@ def _paste(sheet: Image.Image, data: bytes | None, box: tuple[int, int, int, int
     if image is None:
         return False
     left, top, right, bottom = box
-    image.thumbnail((right - left - 8, bottom - top - 8), Image.Resampling.LANCZOS)
+    scale = min((right - left - 8) / image.width, (bottom - top - 8) / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    image = image.resize(size, Image.Resampling.LANCZOS)
     sheet.paste(image, (left + (right - left - image.width) // 2, top + (bottom - top - image.height) // 2))
     return True
 
@@ -231,6 +297,13 @@ class Store:
         missing = [p for p in paths if p not in self.written]
         found = self.fs.cat(missing, on_error="omit") if missing else {}
         return found | {p: self.written[p] for p in paths if p in self.written}
+
+    def heads(self, paths: list[str], size: int) -> dict[str, bytes]:
+        """The first ``size`` bytes of those of ``paths`` that can be read (one batched read)."""
+        if not paths:
+            return {}
+        blobs = self.fs.cat_ranges(paths, [0] * len(paths), [size] * len(paths), on_error="return")
+        return {path: blob for path, blob in zip(paths, blobs, strict=True) if isinstance(blob, bytes)}
 
     def names(self, folder: str) -> set[str]:
         """``<folder name>/<file name>`` of every file in ``folder`` (empty if there is none)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -41,11 +41,12 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """``new_page()``: a page in a fresh context with a tall viewport; closed after the test."""
+    """``new_page(width, height, **context options)``: a page in a fresh context (by default with a tall viewport);
+    closed after the test."""
     contexts = []
 
-    def make(width: int = 1400, height: int = 2400) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def make(width: int = 1400, height: int = 2400, **options: Any) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
         contexts.append(context)
         return context.new_page()
 

@@ -20,7 +20,16 @@ from tasks.runs.failures import failure_of
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import failure_record, run_pair
 from tasks.storage.folders import write_failure, write_pair
-from tasks.storage.records import RESULT, InputFile, LossRow, RenderRecord, RenderTimings, pair_files
+from tasks.storage.records import (
+    RESULT,
+    InputFile,
+    LossRow,
+    RenderRecord,
+    RenderTimings,
+    pair_files,
+    snapshot_iterations,
+)
+from tests.conftest import make_image
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -116,12 +125,14 @@ class FakePair:
             timings=RenderTimings(setup_s=0.1, optimise_s=0.2, ms_per_iteration=66.0, evaluations=4, wall_s=0.3),
         )
 
-    def files(self, result: bytes) -> dict[str, bytes]:
-        """The folder's files, with ``result`` (any bytes) as the result."""
-        return pair_files(self.record(), Image.new("RGB", (4, 4)), self.losses(), {}) | {RESULT: result}
+    def files(self, result: bytes, size: tuple[int, int] = (4, 4)) -> dict[str, bytes]:
+        """The folder's files, with ``result`` (any bytes) as the result; with ``snapshot_every`` in the
+        settings, its snapshots too (pictures of ``size``)."""
+        snapshots = {it: make_image(it, size) for it in snapshot_iterations(self.settings)}
+        return pair_files(self.record(), Image.new("RGB", (4, 4)), self.losses(), snapshots) | {RESULT: result}
 
-    def write(self, out: str, result: bytes) -> None:
-        write_pair(out, self.pair_id, self.files(result))
+    def write(self, out: str, result: bytes, size: tuple[int, int] = (4, 4)) -> None:
+        write_pair(out, self.pair_id, self.files(result, size))
 
 
 def fake_failure(out: str, pair: FakePair, error: BaseException) -> None:
@@ -200,8 +211,11 @@ def watch(page: Page) -> PageLog:
 
 
 def load_images(page: Page) -> list[dict[str, Any]]:
-    """Scroll every image into view (they are lazy), wait until all are done; return src and natural size."""
+    """Scroll every shown image into view (they are lazy), wait until all are done; return their src and natural
+    size. Images not shown (a detail page's other views, loaded when chosen) are left out."""
     for image in page.locator("img").all():
-        image.scroll_into_view_if_needed()
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15_000)
-    return page.evaluate("Array.from(document.images).map(i => ({src: i.getAttribute('src'), width: i.naturalWidth}))")
+        if image.is_visible():
+            image.scroll_into_view_if_needed()
+    shown = "Array.from(document.images).filter(i => i.checkVisibility())"
+    page.wait_for_function(f"{shown}.every(i => i.complete)", timeout=15_000)
+    return page.evaluate(f"{shown}.map(i => ({{src: i.getAttribute('src'), width: i.naturalWidth}}))")

@@ -8,15 +8,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+from markupsafe import escape
 from PIL import Image, ImageChops, ImageDraw
 
-from nst_core import Settings
+from nst_core import Settings, StepInfo
 from tasks.gallery.build import build_gallery
-from tasks.gallery.entries import read_entries
+from tasks.gallery.entries import SHORT, read_entries
 from tasks.gallery.images import (
     BACKGROUND,
     CELL,
+    HEADING,
     LABEL,
+    LABEL_FONT,
     MARGIN,
     SHEET_ROWS,
     TEXT,
@@ -24,10 +28,13 @@ from tasks.gallery.images import (
     TITLE,
     TITLE_FONT,
 )
-from tasks.manifest.read import read_manifest
+from tasks.gallery.layout import arrange
+from tasks.manifest.read import Pair, read_manifest
+from tasks.runs import stopping
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import run_pair
 from tasks.runs.records import GalleryResult
+from tasks.runs.report import row_problems, summarise
 from tasks.storage.records import DONE, RECORD, read_record
 from tests.conftest import make_image
 from tests.support import png_header
@@ -37,6 +44,7 @@ from tests.tasks.gallery.helpers import (
     fake_failure,
     parse_page,
     png_bytes,
+    read_pairs,
     resolved_links,
     write_manifest,
 )
@@ -126,18 +134,30 @@ def test_contact_sheet_is_a_labelled_grid_of_cells(small_root: SmallRoot) -> Non
     assert missing_row.crop((2 * CELL, 0, 3 * CELL, CELL)).getcolors() == [(CELL * CELL, BACKGROUND)]  # no pair
 
 
-def test_contact_sheet_title_names_the_output_the_date_and_the_counts(small_root: SmallRoot) -> None:
+def test_contact_sheet_title_names_the_output_the_date_the_counts_and_the_shared_settings(
+    small_root: SmallRoot,
+) -> None:
     built = build_gallery(str(small_root.out))
 
     with Image.open(built.contact_sheets[0]) as sheet:
         band = sheet.convert("RGB").crop((0, 0, sheet.width, TITLE))
     title = f"renders · {datetime.now(UTC):%Y-%m-%d} · 5 rendered, 1 failed"
-    expected = Image.new("RGB", band.size, BACKGROUND)
-    ImageDraw.Draw(expected).text((MARGIN, MARGIN), title, fill=TEXT, font=TITLE_FONT)
-    assert ImageChops.difference(band, expected).getbbox() is None
-    other = Image.new("RGB", band.size, BACKGROUND)
-    ImageDraw.Draw(other).text((MARGIN, MARGIN), title.replace("5 rendered", "6 rendered"), fill=TEXT, font=TITLE_FONT)
+    headline = arrange(read_entries(str(small_root.out))).headline
+    assert {"image_size": "32", "weights": "random:0"}.items() <= headline.items()
+    assert "iterations" not in headline  # 2 and 3: not shared
+    settings = "  ".join(f"{k}={v}" for k, v in headline.items())
+    assert LABEL_FONT.getlength(settings) <= band.width - 2 * MARGIN  # one line of it
+
+    def drawn(title: str, settings: str) -> Image.Image:
+        expected = Image.new("RGB", band.size, BACKGROUND)
+        ImageDraw.Draw(expected).text((MARGIN, MARGIN), title, fill=TEXT, font=TITLE_FONT)
+        ImageDraw.Draw(expected).text((MARGIN, HEADING), settings, fill=TEXT, font=LABEL_FONT)
+        return expected
+
+    assert ImageChops.difference(band, drawn(title, settings)).getbbox() is None
+    other = drawn(title.replace("5 rendered", "6 rendered"), settings)
     assert ImageChops.difference(band, other).getbbox() is not None  # the comparison can tell texts apart
+    assert ImageChops.difference(band, drawn(title, "")).getbbox() is not None
 
 
 def test_a_large_batch_is_split_over_several_sheets_of_full_size_cells(tmp_path: Path) -> None:
@@ -370,3 +390,149 @@ def test_damaged_huge_and_missing_files_never_stop_the_gallery(tmp_path: Path) -
     assert "<svg" not in (gallery / "pairs" / "damaged-log.html").read_text(encoding="utf-8")
     assert "ValueError: too large" in (gallery / "pairs" / "bomb-input.html").read_text(encoding="utf-8")
     assert (gallery / "contact_sheet.png").is_file()
+
+
+def test_bad_manifest_rows_are_listed_and_counted_as_failed(small_root: SmallRoot, tmp_path: Path) -> None:
+    """The gallery counts what the run counts: a bad row is a failed one (tasks.runs.report.summarise)."""
+    inputs = small_root.inputs
+    rows = [
+        {"content": inputs / "content1.png", "style": inputs / "style1.png", "iterations": 2},
+        {"content": inputs / "content1.png", "style": inputs / "style1.png", "iterations": "many"},
+        {"content": inputs / "content2.png", "style": inputs / "style2.png", "iterations": 2},
+        {"content": inputs / "content2.png", "style": inputs / "style2.png", "style_layers": "relu9_1"},
+    ]
+    parsed = read_manifest(str(write_manifest(tmp_path / "m.csv", rows)))
+    problems = row_problems(parsed)
+    assert sorted(problems) == [3, 5]
+
+    built = build_gallery(str(small_root.out), parsed.pairs, str(tmp_path / "m.csv"), problems)
+
+    assert built.pairs == 2
+    summary = summarise(parsed, str(small_root.out), [], parsed.pairs, 0.0)  # a run that found both finished
+    assert (summary.skipped, summary.failed) == (2, 2)
+    index = parse_page(small_root.gallery / "index.html")
+    html = (small_root.gallery / "index.html").read_text(encoding="utf-8")
+    assert "2 rendered &middot; 2 failed &middot; 0 pending" in html
+    section = html[html.index('<section class="bad-rows">') : html.index("</section>")]
+    assert "2 manifest rows not rendered (counted as failed)" in section
+    for row, problem in problems.items():
+        assert f'<li><span class="row-number">row {row}</span>: {escape(problem)}</li>' in section
+    assert "relu9_1" in problems[5] and "iterations" in problems[3]
+    assert index.tags.count("li") == 2
+    with Image.open(built.contact_sheets[0]) as sheet:
+        band = sheet.convert("RGB").crop((0, 0, sheet.width, HEADING))
+    title = f"m · {datetime.now(UTC):%Y-%m-%d} · 2 rendered, 2 failed"
+    expected = Image.new("RGB", band.size, BACKGROUND)
+    ImageDraw.Draw(expected).text((MARGIN, MARGIN), title, fill=TEXT, font=TITLE_FONT)
+    assert ImageChops.difference(band, expected).getbbox() is None
+    build_gallery(str(small_root.out), parsed.pairs, str(tmp_path / "m.csv"))
+    assert '<section class="bad-rows">' not in (small_root.gallery / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_failed_cell_says_why_in_short_and_its_page_in_full(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for seed, name in enumerate(["c.png", "s.png"], start=1):
+        make_image(seed).save(tmp_path / name)
+    reason = "weights /very/long/" + "folder/" * 30 + "vgg19.pth: not found; download them or pass --weights"
+    fake_failure(str(out), FakePair("lost", str(tmp_path / "c.png"), (str(tmp_path / "s.png"),)), OSError(reason))
+
+    build_gallery(str(out))
+
+    html = (out / "gallery" / "index.html").read_text(encoding="utf-8")
+    (short,) = re.findall(r'<span class="reason">(.*?)</span>', html)
+    assert len(short) <= SHORT and short.endswith("\N{HORIZONTAL ELLIPSIS}")
+    assert short.startswith("OSError: weights /very/long/folder/")
+    assert f'title="lost: OSError: {reason}"' in html  # the whole reason on hover
+    page = (out / "gallery" / "pairs" / "lost.html").read_text(encoding="utf-8")
+    assert f'<p class="error">OSError: {reason}</p>' in page
+
+
+@pytest.fixture
+def partial_root(tmp_path: Path) -> tuple[Path, list[Pair]]:
+    """Real renders (snapshot every iteration): one that failed at iteration 4, one stopped at iteration 3,
+    one finished (3 iterations); the manifest's pairs."""
+    for seed, name in enumerate(["c.png", "s1.png", "s2.png", "s3.png"], start=1):
+        make_image(seed, (40, 32) if name == "c.png" else (36, 36)).save(tmp_path / name)
+    rows = [{"content": "c.png", "style": s, "snapshot_every": 1, "iterations": 50} for s in ("s1.png", "s2.png")]
+    rows.append({"content": "c.png", "style": "s3.png", "snapshot_every": 1, "iterations": 3})
+    pairs = read_pairs(write_manifest(tmp_path / "m.csv", rows))
+    out = tmp_path / "out"
+
+    def fail_at_4(step: StepInfo) -> None:
+        if step.iteration == 4:
+            raise RuntimeError("the device went away")
+
+    def stop_at_3(step: StepInfo) -> None:
+        if step.iteration == 3:
+            stopping.request_stop()
+
+    try:
+        statuses = [
+            run_pair(pairs[0], RunOptions(out=str(out)), "cpu", on_step=fail_at_4).status,
+            run_pair(pairs[1], RunOptions(out=str(out)), "cpu", on_step=stop_at_3).status,
+        ]
+    finally:
+        stopping.reset()
+    statuses.append(run_pair(pairs[2], RunOptions(out=str(out)), "cpu").status)
+    assert statuses == ["failed", "cancelled", "rendered"]
+    return out, pairs
+
+
+def test_a_pair_that_failed_or_was_stopped_shows_its_last_snapshot(partial_root: tuple[Path, list[Pair]]) -> None:
+    out, pairs = partial_root
+    failed, stopped, finished = (p.pair_id for p in pairs)
+
+    build_gallery(str(out), pairs)
+
+    gallery = out / "gallery"
+    index = (gallery / "index.html").read_text(encoding="utf-8")
+    assert "1 rendered &middot; 1 failed &middot; 1 pending" in index
+    for pair_id, status in ((failed, "failed"), (stopped, "pending")):
+        (thumb,) = re.findall(rf'<img class="partial" src="(thumbs/{pair_id}-partial-[0-9a-f]{{8}}\.jpg)"', index)
+        with Image.open(gallery / thumb) as image:
+            assert (image.format, image.size) == ("JPEG", (32, 26))
+        assert f'<span class="badge">{status} &middot; partial, iteration 3</span>' in index
+        page = (gallery / "pairs" / f"{pair_id}.html").read_text(encoding="utf-8")
+        assert f'<img class="partial" src="../../{pair_id}/snapshots/00003.png"' in page
+        assert "at iteration 3 of 50;" in page
+        assert re.findall(r"<figcaption>iteration (\d+)</figcaption>", page) == ["1", "2", "3"]
+        assert '<img class="result"' not in page
+    assert '<span class="reason">RuntimeError: the device went away</span>' in index
+    page = (gallery / "pairs" / f"{finished}.html").read_text(encoding="utf-8")
+    assert re.findall(r"<figcaption>iteration (\d+)</figcaption>", page) == ["1", "2", "3"]
+    assert f'<img class="result" src="../../{finished}/result.png"' in page
+    assert '<p class="partial-note">' not in page
+    for page in [gallery / "index.html", *(gallery / "pairs").glob("*.html")]:
+        resolved_links(page, out)
+
+
+def test_contact_sheet_results_fill_their_cells_and_variants_are_captioned(small_root: SmallRoot) -> None:
+    """32 x 26 px results are drawn as large as their cells allow, as the 480 px input thumbnails are; the two
+    renders of content1 x style1 share their cell, each over what tells it apart."""
+    built = build_gallery(str(small_root.out))
+    layout = arrange(read_entries(str(small_root.out)))
+    with Image.open(built.contact_sheets[0]) as sheet:
+        sheet = sheet.convert("RGB")
+
+    def bbox(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        cell = sheet.crop(box)
+        found = ImageChops.difference(cell, Image.new("RGB", cell.size, BACKGROUND)).getbbox()
+        assert found is not None
+        return found
+
+    top = TITLE + CELL + CELL  # the second row: content2
+    left, upper, right, lower = bbox((2 * CELL, top, 3 * CELL, top + CELL))  # content2 x style2: one render
+    assert (right - left, lower - upper) == (CELL - 8, round((CELL - 8) * 26 / 32))
+    left, upper, right, lower = bbox((CELL, TITLE, 2 * CELL, TITLE + CELL - LABEL))  # style1 (square), alike
+    assert (right - left, lower - upper) == (CELL - LABEL - 8, CELL - LABEL - 8)
+    cell = layout.cells[(layout.rows[0].key, layout.columns[0].key)]
+    captions = [layout.captions[e.pair_id] for e in cell]
+    assert sorted(captions) == ["iterations=2", "iterations=3"]
+    top, width = TITLE + CELL, CELL // 2
+    for k, caption in enumerate(captions):
+        band = sheet.crop((CELL + k * width, top + CELL - LABEL, CELL + (k + 1) * width, top + CELL))
+        expected = Image.new("RGB", band.size, BACKGROUND)
+        ImageDraw.Draw(expected).text((width // 2, LABEL // 2), caption, fill=TEXT, font=LABEL_FONT, anchor="mm")
+        assert ImageChops.difference(band, expected).getbbox() is None, caption
+    band = sheet.crop((2 * CELL, top + CELL - LABEL, 3 * CELL, top + CELL))  # content1 x style2: one render
+    assert ImageChops.difference(band, Image.new("RGB", band.size, BACKGROUND)).getbbox() is not None  # picture

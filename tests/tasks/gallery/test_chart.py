@@ -102,3 +102,30 @@ def test_a_diverged_run_keeps_the_chart_inside_the_box() -> None:
 
     assert chart is not None
     assert_inside(chart)
+
+
+@pytest.mark.parametrize(
+    ("last", "expected"),
+    [(30, ["1", "5", "10", "15", "20", "25", "30"]), (500, ["1", "100", "200", "300", "400", "500"]), (37, None)],
+)
+def test_iteration_ticks_are_round_numbers_between_the_first_and_last(last: int, expected: list[str] | None) -> None:
+    chart = loss_chart(losses([(i, 1.0, 1.0, 1.0, 3.0 + 1 / i) for i in range(1, last + 1)]), ONES)
+
+    labels = [label for _, label in chart.x_ticks]
+    assert 3 < len(labels) <= 10
+    assert (labels[0], labels[-1]) == ("1", str(last))
+    if expected is not None:
+        assert labels == expected
+    xs = [x for x, _ in chart.x_ticks]
+    assert xs == sorted(xs) and min(b - a for a, b in itertools.pairwise(xs)) > 30  # readable: apart
+    assert (chart.x_title, chart.y_title) == ("iteration", "loss, weighted (log scale)")
+
+
+def test_a_narrow_loss_range_still_gets_more_than_three_ticks() -> None:
+    chart = loss_chart(losses([(1, 2.0, 2.0, 2.0, 6.0), (2, 1.5, 1.5, 1.5, 4.5)]), ONES)  # within one decade
+
+    assert [label for _, label in chart.y_ticks] == ["1e0", "2e0", "5e0", "1e1"]
+    ys = [y for y, _ in chart.y_ticks]
+    assert ys == sorted(ys, reverse=True)  # larger values higher up
+    _, top, _, bottom = chart.box
+    assert (ys[0], ys[-1]) == pytest.approx((bottom, top))

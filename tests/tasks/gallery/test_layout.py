@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from PIL import Image, ImageChops, ImageDraw
 
 from nst_core import Settings
 from tasks.gallery.build import build_gallery
 from tasks.gallery.entries import read_entries
+from tasks.gallery.images import BACKGROUND, CELL, HEADING, LABEL, LABEL_FONT, TEXT, TITLE
 from tasks.gallery.layout import arrange
 from tests.conftest import make_image
 from tests.tasks.gallery.helpers import FAST, FakePair, load_images, png_bytes, watch
@@ -137,7 +139,20 @@ def test_a_sweep_lays_its_variants_out_along_its_axis_in_value_order(
     page.screenshot(path=str(artifacts / "gallery-sweep.png"))
 
 
-def test_the_detail_page_shows_the_result_at_its_own_size_beside_smaller_inputs(
+def test_a_sweeps_contact_sheet_names_its_variants_by_their_settings(sweep: Path) -> None:
+    with Image.open(sweep / "gallery" / "contact_sheet.png") as sheet:
+        sheet = sheet.convert("RGB")
+    for i, weight in enumerate(sorted(STYLE_WEIGHTS), start=1):
+        header = sheet.crop((i * CELL, TITLE, (i + 1) * CELL, TITLE + 2 * LABEL))
+        expected = Image.new("RGB", header.size, BACKGROUND)
+        centre = (CELL // 2, 2 * LABEL - LABEL // 2)
+        ImageDraw.Draw(expected).text(centre, f"style_weight={weight:g}", fill=TEXT, font=LABEL_FONT, anchor="mm")
+        assert ImageChops.difference(header, expected).getbbox() is None, weight
+    band = sheet.crop((0, HEADING, sheet.width, TITLE))  # the shared settings under the title
+    assert ImageChops.difference(band, Image.new("RGB", band.size, BACKGROUND)).getbbox() is not None
+
+
+def test_the_detail_page_shows_the_result_filling_its_column_beside_smaller_inputs(
     batch: Path, new_page: NewPage, artifacts: Path
 ) -> None:
     page = new_page(*WINDOW)
@@ -146,9 +161,10 @@ def test_the_detail_page_shows_the_result_at_its_own_size_beside_smaller_inputs(
     load_images(page)
 
     result = page.locator("img.result")
-    assert result.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]") == [96, 96]  # never upscaled
+    natural, shown = result.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+    assert natural == 96 and shown > 800  # enlarged to the main column (crisp pixels: tests/.../test_detail.py)
     references = boxes(page, "img.reference")
-    assert len(references) == 2 and all(r["width"] <= 280 for r in references)
+    assert len(references) == 2 and all(r["width"] <= 380 for r in references)
     strips = {h: page.locator(f"h2:text-is('{h}') + .strip a.pair").count() for h in NEIGHBOURS}
     assert strips == {"same content, other styles": 2, "same style, other contents": 2}
     page.locator("h2:text-is('same style, other contents') + .strip a.pair").first.click()
