@@ -130,7 +130,7 @@ def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **opt
     if stopping.stop_requested():
         gallery = GalleryResult(error="not rebuilt: the run was stopped")
     else:
-        gallery = build_gallery_task(run.out, parsed.pairs, parsed.uri)
+        gallery = build_gallery_task(run.out, parsed.pairs, parsed.uri, row_problems(parsed))
     summary = summarise(parsed, run.out, outcomes, skipped, time.perf_counter() - start)
     summary = summary.model_copy(update={"gallery": gallery})
     _publish(summary, key, Links.of(run), tasks_url)

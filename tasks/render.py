@@ -109,10 +109,11 @@ def _step_logger(pair: Pair, log_every: int, logger: Any, prefix: str) -> Callab
 
 
 @task(name="build-gallery", cache_policy=NO_CACHE)
-def build_gallery_task(out: str, pairs: list[Pair], manifest: str) -> GalleryResult:
-    """Write ``<out>/gallery/`` of the run's pairs (``manifest``'s); say why not instead of failing the run."""
+def build_gallery_task(out: str, pairs: list[Pair], manifest: str, problems: dict[int, str]) -> GalleryResult:
+    """Write ``<out>/gallery/`` of the run's pairs (``manifest``'s) and bad rows (``problems``); say why not
+    instead of failing the run."""
     try:
-        return build_gallery(out, pairs, manifest)
+        return build_gallery(out, pairs, manifest, problems)
     except Exception as exc:  # the store went away, a bug: the summary and artifacts still matter more
         get_run_logger().warning("the gallery could not be built: %s", failure_of(exc).reason)
         return GalleryResult(error=failure_of(exc).reason)
