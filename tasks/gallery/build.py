@@ -45,6 +45,8 @@ SHOWN = (Status.RENDERED, Status.FAILED, Status.PENDING)  # where a pair stands,
 COMPARED = ("style", "variant")  # the neighbours a detail page's picture can be swapped for (same content)
 VIEW_MARGIN = 150  # px of the window's height a detail page's view leaves for the header and the choices above it
 
+Sizes = dict[str, tuple[int, int]]  # pair id -> (width, height) of its main picture
+
 _ENV = Environment(loader=PackageLoader("tasks.gallery", "templates"), autoescape=select_autoescape(default=True))
 
 
@@ -104,18 +106,9 @@ def build_gallery(
             bad_rows=bad_rows,
         )
     }
-    cards = _cards(entries, layout, thumbs, partials)
-    for kind, pages in (("content", contents), ("style", styles)):
-        for key, path in pages.items():
-            other = "style" if kind == "content" else "content"  # a content's page names each card's style
-            chosen = [cards[e.pair_id][other] for e in entries if (e.content if kind == "content" else e.column) == key]
-            files[f"{gallery}/{path}"] = _render("subset.html.j2", **page, kind=kind, key=key, cards=chosen)
-    sizes = _picture_sizes(store, root, entries)
-    order = [e for row in layout.rows for column in layout.columns for e in layout.cells[(row.key, column.key)]]
-    for k, entry in enumerate(order):
-        steps = {"previous": order[k - 1] if k else None, "next": order[k + 1] if k + 1 < len(order) else None}
-        context = {**page, "cards": cards, "contents": contents, "styles": styles, "steps": steps}
-        files[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, context, sizes)
+    context = {**page, "cards": _cards(entries, layout, thumbs, partials), "contents": contents, "styles": styles}
+    files |= _subset_pages(gallery, entries, context)
+    files |= _detail_pages(gallery, entries, context, _picture_sizes(store, root, entries))
     store.put({path: text.encode() for path, text in files.items()})
     return GalleryResult(
         index=root.gallery_uri("index.html"),
@@ -144,7 +137,7 @@ def _cards(
     return cards
 
 
-def _picture_sizes(store: Store, root: OutputRoot, entries: list[Entry]) -> dict[str, tuple[int, int]]:
+def _picture_sizes(store: Store, root: OutputRoot, entries: list[Entry]) -> Sizes:
     """Pair id -> the natural size of its result, or of its partial picture (from the PNGs' headers)."""
     paths = {e.pair_id: root.pair(e.pair_id, _picture(e)) for e in entries if _picture(e)}
     heads = store.heads(list(paths.values()), 24)
@@ -159,7 +152,7 @@ def _picture(entry: Entry) -> str:
     return snapshot_name(entry.partial) if entry.partial is not None else ""
 
 
-def _views(entry: Entry, others: dict[str, list[Entry]], context: dict[str, Any], sizes: dict) -> list[View]:
+def _views(entry: Entry, others: dict[str, list[Entry]], context: dict[str, Any], sizes: Sizes) -> list[View]:
     """What the detail page's main view can show: the pair's own picture (none: no view), then its content and
     the results of its neighbours of the same content, to compare with in place."""
 
@@ -183,7 +176,30 @@ def _views(entry: Entry, others: dict[str, list[Entry]], context: dict[str, Any]
     return views
 
 
-def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], sizes: dict) -> str:
+def _subset_pages(gallery: str, entries: list[Entry], context: dict[str, Any]) -> dict[str, str]:
+    """The page of each content and of each style."""
+    pages = {}
+    for kind, paths in (("content", context["contents"]), ("style", context["styles"])):
+        for key, path in paths.items():
+            other = "style" if kind == "content" else "content"  # a content's page names each card's style
+            chosen = [e for e in entries if (e.content if kind == "content" else e.column) == key]
+            cards = [context["cards"][e.pair_id][other] for e in chosen]
+            pages[f"{gallery}/{path}"] = _render("subset.html.j2", **(context | {"cards": cards}), kind=kind, key=key)
+    return pages
+
+
+def _detail_pages(gallery: str, entries: list[Entry], context: dict[str, Any], sizes: Sizes) -> dict[str, str]:
+    """Every pair's page, each linking to the pairs before and after it in the grid's order."""
+    layout = context["layout"]
+    order = [e for row in layout.rows for column in layout.columns for e in layout.cells[(row.key, column.key)]]
+    pages = {}
+    for k, entry in enumerate(order):
+        steps = {"previous": order[k - 1] if k else None, "next": order[k + 1] if k + 1 < len(order) else None}
+        pages[f"{gallery}/{entry.href}"] = _detail_page(entry, entries, {**context, "steps": steps}, sizes)
+    return pages
+
+
+def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], sizes: Sizes) -> str:
     record = entry.rendered
     settings = entry.settings
     others = neighbours(entry, entries)
