@@ -30,7 +30,7 @@ from tasks.storage.records import (
     snapshot_iteration,
     snapshot_iterations,
 )
-from tasks.storage.root import GALLERY, OutputRoot
+from tasks.storage.root import RESERVED, OutputRoot
 
 if TYPE_CHECKING:
     from tasks.manifest.read import Pair
@@ -140,7 +140,7 @@ def _listed_snapshots(root: OutputRoot, pair_id: str) -> dict[int, int]:
 
 def _is_pair_folder(fs: Any, path: str) -> bool:
     name = posixpath.basename(path.rstrip("/"))
-    return name != GALLERY and not name.startswith(".") and fs.isdir(path)
+    return name not in RESERVED and not name.startswith(".") and fs.isdir(path)
 
 
 def _entry(pair_id: str, blobs: dict[str, bytes | None]) -> Entry | None:

@@ -23,7 +23,7 @@ from nst_core import InputError, Settings, SettingsError
 from nst_core.catalogue import RANDOM_WEIGHTS
 from nst_core.images import read_bytes
 from nst_core.settings import INIT_MODES, parse_list
-from tasks.storage.root import GALLERY
+from tasks.storage.root import RESERVED
 
 __all__ = [
     "FILE_SETTINGS",
@@ -196,8 +196,8 @@ def _parse_row(
         )
     pair = Pair("", row, content, styles, settings, tuple(parse_list(cells.get("tags", ""))))
     user_id = cells.get("id", "")
-    if user_id == GALLERY:
-        errors.append(RowError.at(row, "id", f"{GALLERY!r} is reserved for the gallery folder"))
+    if user_id in RESERVED:
+        errors.append(RowError.at(row, "id", f"{user_id!r} is reserved for the folder of {RESERVED[user_id]}"))
     elif user_id and not SAFE_ID.match(user_id):
         errors.append(
             RowError.at(row, "id", f"{user_id!r} is not a safe folder name: use letters, digits, '.', '_', '-'")

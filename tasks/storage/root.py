@@ -22,10 +22,12 @@ from fsspec.implementations.local import LocalFileSystem
 
 from nst_core.io_errors import storage_error
 
-__all__ = ["GALLERY", "INDEX", "OutputRoot", "is_s3", "put_files", "write_file"]
+__all__ = ["GALLERY", "INDEX", "RESERVED", "RUNS", "OutputRoot", "is_s3", "put_files", "write_file"]
 
-GALLERY = "gallery"  # no pair may take this name (a pair folder's files: ``tasks.storage.records``)
+GALLERY = "gallery"
 INDEX = f"{GALLERY}/index.html"
+RUNS = "runs"  # the runs' summary files
+RESERVED = {GALLERY: "the gallery", RUNS: "the runs' summaries"}  # folders no pair may take, and what they hold
 
 
 @dataclass(frozen=True)
