@@ -20,6 +20,7 @@ from tasks.runs.failures import failure_of
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import run_batch, unfinished
 from tasks.runs.records import GalleryResult, Outcome
+from tasks.runs.report import step_text
 from tasks.storage.records import Status
 
 __all__ = ["build_gallery_task", "check_output", "load_manifest", "render_batch", "render_pair", "select_pairs"]
@@ -45,7 +46,7 @@ def select_pairs(pairs: list[Pair], options: RunOptions) -> tuple[list[Pair], li
 
 # No Prefect retries: storage errors are retried where they happen (tasks.storage.retries), so a flaky write
 # never renders a pair again, and a pair's own failure is its outcome, not an exception.
-@task(task_run_name="render-{pair.pair_id}", cache_policy=NO_CACHE)
+@task(task_run_name="render {pair.label}", cache_policy=NO_CACHE)
 def render_pair(pair: Pair, options: RunOptions, run_id: str) -> Outcome | State:
     """Render one pair on a free GPU (or the CPU); a failed pair ends as a Failed task run with its reason."""
     [outcome] = _render_on_a_device([pair], options, run_id)
@@ -56,7 +57,7 @@ def render_pair(pair: Pair, options: RunOptions, run_id: str) -> Outcome | State
 
 def _batch_name(parameters: dict[str, Any]) -> str:
     pairs = parameters["pairs"]
-    return f"render-{pairs[0].pair_id}+{len(pairs) - 1}"
+    return f"render {pairs[0].label} +{len(pairs) - 1}"
 
 
 @task(task_run_name=_batch_name, cache_policy=NO_CACHE)
@@ -78,7 +79,7 @@ def _render_on_a_device(pairs: list[Pair], options: RunOptions, run_id: str) -> 
     steps = [_step_logger(pair, options.log_every, logger, who[pair.pair_id]) for pair in pairs]
     with device_slot() as device:
         for pair in pairs:
-            progress.emit(progress.PairStarted(pair.pair_id, pair.row, pair.settings.total_iterations))
+            progress.emit(progress.PairStarted(pair.pair_id, pair.label, pair.row, pair.settings.total_iterations))
         outcomes = run_batch(pairs, options, device, lambda index, step: steps[index](step), run_id)
     for outcome in outcomes:
         if outcome.status == Status.FAILED:
@@ -87,23 +88,14 @@ def _render_on_a_device(pairs: list[Pair], options: RunOptions, run_id: str) -> 
 
 
 def _step_logger(pair: Pair, log_every: int, logger: Any, prefix: str) -> Callable[[StepInfo], None]:
-    """Report ``pair``'s steps as progress events, and its loss terms every ``log_every`` iterations."""
+    """Report ``pair``'s steps as progress events, and its weighted loss terms every ``log_every`` iterations."""
     total = pair.settings.total_iterations
 
     def on_step(step: StepInfo) -> None:
         progress.emit(progress.PairStep(pair.pair_id, step))
         if step.iteration == 1 or step.iteration % log_every == 0 or step.iteration == total:
-            logger.info(
-                "%siteration %d/%d: content %.4g style %.4g tv %.4g total %.4g (%.1f s)",
-                prefix,
-                step.iteration,
-                total,
-                step.content,
-                step.style,
-                step.tv,
-                step.total,
-                step.elapsed_s,
-            )
+            text = step_text(step, pair.settings)
+            logger.info("%siteration %d/%d: %s (%.1f s)", prefix, step.iteration, total, text, step.elapsed_s)
 
     return on_step
 

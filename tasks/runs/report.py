@@ -1,24 +1,35 @@
-"""The run's summary and what the Prefect UI shows of it (table rows, Markdown report)."""
+"""The run's summary, its file, and what the Prefect UI shows of it (table rows, Markdown report); an
+iteration's loss terms in words, as the terminal and the logs print them."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import shlex
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from tasks.manifest.read import Manifest, Pair
+from nst_core.io_errors import storage_error
+from tasks.manifest.read import Manifest, Pair, manifest_name
 from tasks.runs.links import Links, md_code, md_escape, md_image, md_link
 from tasks.runs.records import GalleryResult, Outcome, RunSummary, SummaryRow
-from tasks.storage.records import RESULT, Status
-from tasks.storage.root import OutputRoot
+from tasks.storage.records import RESULT, LossRow, Status
+from tasks.storage.retries import retry_transient
+from tasks.storage.root import RUNS, OutputRoot, write_file
+
+if TYPE_CHECKING:
+    from nst_core import Settings, StepInfo
 
 __all__ = [
     "artifact_key",
     "markdown_report",
     "row_problems",
     "sheet_urls",
+    "step_text",
     "summarise",
     "table_description",
     "table_rows",
+    "write_summary",
 ]
 
 
@@ -38,6 +49,7 @@ def _row(pair: Pair, outcome: Outcome, root: OutputRoot) -> SummaryRow:
     return SummaryRow(
         id=pair.pair_id,
         row=pair.row,
+        label=pair.label,
         content=pair.content,
         style="|".join(pair.styles),
         status=outcome.status,
@@ -46,6 +58,48 @@ def _row(pair: Pair, outcome: Outcome, root: OutputRoot) -> SummaryRow:
         time_s=outcome.wall_s,
         output=root.pair_uri(pair.pair_id, RESULT),
     )
+
+
+def write_summary(summary: RunSummary, retry_for_s: float, now: datetime | None = None) -> str:
+    """Write ``summary`` as JSON to ``<out>/runs/<manifest name>-<UTC time>.json``, whole or not at all, and return
+    its URI; a run of the same manifest that ended in the same second leaves it ``...-2.json``.
+
+    Raises:
+        StorageError: it could not be written (transient errors tried again for ``retry_for_s`` seconds).
+        Stopped: a stop was asked for while waiting to try again.
+    """
+    root = OutputRoot.open(summary.out)
+    stem = f"{manifest_name(summary.manifest)}-{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}"
+    data = summary.model_dump_json(indent=2).encode()
+    for n in itertools.count(1):
+        name = f"{stem}.json" if n == 1 else f"{stem}-{n}.json"
+        if retry_transient(functools.partial(_write_new, root, name, data), retry_for_s):
+            return f"{root.uri}/{RUNS}/{name}"
+    raise AssertionError("itertools.count never ends")
+
+
+def _write_new(root: OutputRoot, name: str, data: bytes) -> bool:
+    """Write ``<out>/runs/<name>`` unless a file of that name is there already (False then)."""
+    path = f"{root.path}/{RUNS}/{name}"
+    try:
+        try:
+            write_file(root.fs, path, data, exclusive=True)
+        except FileExistsError as exc:
+            if root.fs.exists(path):
+                return False
+            raise storage_error(exc, "summaries' folder", f"{root.uri}/{RUNS}") from exc  # a file in its place
+    except Exception as exc:
+        raise storage_error(exc, "summary", f"{root.uri}/{RUNS}/{name}") from exc
+    return True
+
+
+def step_text(step: StepInfo, settings: Settings) -> str:
+    """``level 2/3 · losses (weighted): content 0.12 style 0.34 tv 0.01 total 0.47``: the level only in a
+    multi-scale render; each term times its weight, as it enters the total and as the gallery shows it."""
+    levels = len(settings.levels())
+    terms = LossRow.of(step).weighted(settings)
+    losses = "losses (weighted): " + " ".join(f"{term} {value:.3g}" for term, value in terms.items())
+    return f"level {step.level}/{levels} \N{MIDDLE DOT} {losses}" if levels > 1 else losses
 
 
 def artifact_key(parsed: Manifest) -> str:
@@ -57,7 +111,7 @@ def table_rows(rows: list[SummaryRow], links: Links) -> list[dict[str, Any]]:
     """The table artifact's rows: pair, row, status, time, result, reason (the UI renders string cells as Markdown)."""
     return [
         {
-            "pair": md_escape(r.id),
+            "pair": md_escape(r.label or r.id),
             "row": r.row,
             "status": str(r.status),
             "time": f"{r.time_s:.1f} s" if r.time_s is not None else "",

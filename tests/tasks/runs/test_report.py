@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from markdown_it import MarkdownIt
 
+from nst_core import Settings, StepInfo, StorageError
 from tasks.manifest.read import Pair, read_manifest
 from tasks.runs.links import Links, md_escape
 from tasks.runs.records import GalleryResult, Outcome, RunSummary
-from tasks.runs.report import artifact_key, markdown_report, row_problems, summarise, table_description, table_rows
+from tasks.runs.report import (
+    artifact_key,
+    markdown_report,
+    row_problems,
+    step_text,
+    summarise,
+    table_description,
+    table_rows,
+    write_summary,
+)
 from tasks.storage.records import LossRow, Status
+from tasks.storage.root import RUNS
+from tests.support import Bucket
 
 
 def _rendered(pair: Pair, wall_s: float) -> Outcome:
@@ -111,3 +125,55 @@ def test_report_escapes_names_and_reasons(tmp_path: Path) -> None:
 
 def test_artifact_key_is_lowercase_letters_digits_and_dashes(tmp_path: Path) -> None:
     assert artifact_key(read_manifest(_manifest(tmp_path))) == "render-nightly-run"
+
+
+# --- the summary file and the loss terms in words ---------------------------------------------------------------
+
+
+def test_the_summary_file_is_the_whole_summary_and_a_second_run_in_the_same_second_gets_its_own(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    summary = _summary(tmp_path, str(out))
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first, second = write_summary(summary, 0, when), write_summary(summary, 0, when)
+    assert first == f"{out}/{RUNS}/Nightly Run-20260102T030405Z.json"
+    assert second == f"{out}/{RUNS}/Nightly Run-20260102T030405Z-2.json"
+    assert RunSummary.model_validate_json(Path(first).read_text()) == summary
+    assert sorted(p.name for p in (out / RUNS).iterdir()) == [Path(second).name, Path(first).name]  # no staging left
+
+
+def test_the_summary_file_goes_to_s3_in_one_put(tmp_path: Path, s3: Bucket) -> None:
+    summary = _summary(tmp_path, f"{s3.uri}/renders")
+    uri = write_summary(summary, 0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert uri == f"{s3.uri}/renders/{RUNS}/Nightly Run-20260102T030405Z.json"
+    assert RunSummary.model_validate_json(s3.get(f"renders/{RUNS}/Nightly Run-20260102T030405Z.json")) == summary
+    assert write_summary(summary, 0, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)).endswith("Z-2.json")
+
+
+def test_a_summary_file_that_cannot_be_written_says_where_and_why(tmp_path: Path) -> None:
+    blocker = tmp_path / "out"
+    blocker.mkdir()
+    (blocker / RUNS).write_text("a file where the runs folder should be")
+    with pytest.raises(StorageError, match=rf"^summaries' folder {blocker}/{RUNS}: already exists$"):
+        write_summary(_summary(tmp_path, str(blocker)), 0)
+
+
+def test_loss_terms_are_weighted_as_in_the_total_and_said_so_once() -> None:
+    """The words the terminal and the logs share: each term times its weight (``LossRow.weighted``, the gallery's)."""
+    step = StepInfo(
+        iteration=7,
+        content=0.5,
+        style=0.25,
+        tv=0.02,
+        total=0.5 * 2 + 0.25 * 3 + 0.02 * 10,
+        lr=1.0,
+        elapsed_s=1.0,
+        level=2,
+    )
+    single = Settings(content_weight=2, style_weight=3, tv_weight=10)
+    assert step_text(step, single) == "losses (weighted): content 1 style 0.75 tv 0.2 total 1.95"
+    multi = single.model_copy(update={"image_size": 256, "start_size": 64})
+    assert step_text(step, multi) == f"level 2/3 \N{MIDDLE DOT} {step_text(step, single)}"  # 64, 128, 256 px
+    terms = LossRow.of(step).weighted(single)
+    assert terms["content"] + terms["style"] + terms["tv"] == pytest.approx(step.total)
