@@ -29,6 +29,7 @@ from nst_core import NstError
 from tasks.runs.options import GALLERY_PORT, RunOptions
 
 if TYPE_CHECKING:
+    from tasks.manifest.read import Pair
     from tasks.runs.records import RunSummary
 
 Verbosity = Literal["quiet", "normal", "verbose"]
@@ -115,8 +116,8 @@ def run(manifest: str, quiet: bool, verbose: bool, **values: Any) -> None:
     (exit code 130); a second Ctrl-C, 2 s or more later, exits at once. Exit code 1 if a pair failed, 2 if the
     run could not start.
     """
-    from flows.display import print_summary
     from flows.signals import stop_requests
+    from flows.summary import print_summary
     from flows.temporary_server import ServerError, prefect_api
     from tasks.runs import stopping
     from tasks.runs.checks import check_output_root, open_manifest
@@ -125,23 +126,36 @@ def run(manifest: str, quiet: bool, verbose: bool, **values: Any) -> None:
     verbosity: Verbosity = "quiet" if quiet else "verbose" if verbose else "normal"
     with stop_requests():
         try:
-            open_manifest(manifest, defaults, options.retry_for_s)  # before anything starts or is written
+            parsed = open_manifest(manifest, defaults, options.retry_for_s)  # before anything starts or is written
             check_output_root(options.out, options.retry_for_s)
             imports = functools.partial(importlib.import_module, "flows.render_manifest")
             with prefect_api(imports, (lambda line: None) if quiet else say) as (_, temporary):
-                summary = _run_flow(manifest, defaults, options, verbosity, not temporary)
+                summary = _run_flow(manifest, parsed.pairs, defaults, options, verbosity, not temporary)
         except (NstError, ServerError) as exc:
             fail(exc)
         except stopping.Stopped:
             fail("stopped before the run started", code=130)
-    print_summary(summary)
+        summary_file = _write_summary(summary, options.retry_for_s)
+    print_summary(summary, summary_file)
     sys.exit(130 if stopping.stop_requested() else 1 if summary.failed else 0)
 
 
+def _write_summary(summary: RunSummary, retry_for_s: float) -> str:
+    """Where the summary file was written, or why it was not (the summary is printed either way)."""
+    from tasks.runs.failures import failure_of
+    from tasks.runs.report import write_summary
+
+    try:
+        return write_summary(summary, retry_for_s)
+    except Exception as exc:  # the store went away; a stop request while waiting to try again
+        return f"not written: {failure_of(exc).reason}"
+
+
 def _run_flow(
-    manifest: str, defaults: dict[str, Any], options: RunOptions, verbosity: Verbosity, ui_url: bool
+    manifest: str, pairs: list[Pair], defaults: dict[str, Any], options: RunOptions, verbosity: Verbosity, ui_url: bool
 ) -> RunSummary:
-    """The flow's summary; its own failure becomes one line (exit 2 for what a user can fix, else 1)."""
+    """The flow's summary; its own failure becomes one line (exit 2 for what a user can fix, else 1). ``pairs``:
+    the manifest's, as the flow will read them (the display's settings of each pair)."""
     from prefect import tags
 
     from flows.display import RunDisplay
@@ -152,9 +166,13 @@ def _run_flow(
 
     stopping.check()
     flow_args = options.model_dump()
-    with RunDisplay(console, verbosity, ui_url), tags("stylebatch", f"manifest-{manifest_name(manifest)}"):
+    with RunDisplay(console, verbosity, ui_url, pairs), tags("stylebatch", f"manifest-{manifest_name(manifest)}"):
         try:
-            return in_thread(lambda: render_manifest(manifest, defaults, **flow_args))
+            state = in_thread(lambda: render_manifest(manifest, defaults, return_state=True, **flow_args))
+            summary = state.result(raise_on_failure=False)  # the summary in every end but the flow's own failure
+            if isinstance(summary, BaseException):
+                raise summary
+            return summary
         except stopping.Stopped:
             raise
         except NstError as exc:  # the output root or the manifest itself cannot be read

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+from tasks.runs.records import RunSummary
 from tests.flows.helpers import PAIR_FILES, pair_dirs
 from tests.scale.scale_helpers import BIN, REPO_ROOT
 from tests.support import wait_for
@@ -86,14 +87,14 @@ class Run:
         assert match, f"no summary:\n{self.stdout}\n{self.stderr[-3000:]}"
         return int(match[1]), int(match[2]), int(match[3]), int(match[4])
 
+    def summary(self) -> RunSummary:
+        """The summary file that the summary's ``summary: <path>`` line names (a local output root's)."""
+        (path,) = [line.removeprefix("summary: ") for line in self.stdout.splitlines() if line.startswith("summary: ")]
+        return RunSummary.model_validate_json(Path(path).read_text())
+
     def pairs(self, status: str) -> set[str]:
-        """Pair ids with ``status`` in the summary table."""
-        found = set()
-        for line in self.stdout.splitlines():
-            cells = re.split(r"\s{2,}", line.strip())
-            if len(cells) >= 3 and cells[0].isdigit() and cells[2] == status:
-                found.add(cells[1])
-        return found
+        """Pair ids with ``status`` in the summary file (the table shows labels, and wraps them)."""
+        return {row.id for row in self.summary().pairs if row.status == status}
 
 
 def start(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks.storage.root import RUNS
 from tests.faults.faults_helpers import SLOW, DroppingProxy, start
 from tests.flows.helpers import PAIR_FILES, Tiny
 from tests.support import Bucket, wait_for
@@ -42,9 +43,15 @@ def test_an_s3_outage_longer_than_a_retry_delay_is_ridden_out(
     assert code == 0, run.stderr
     assert run.totals() == (3, 0, 0, 0)
     assert proxy.dropped > 0  # the outage hit the run: botocore's retries and ours (tasks.storage.retries) rode it out
-    pair_keys = {key for key in s3.keys("out") if not key.startswith("gallery/")}
+    pair_keys = {key for key in s3.keys("out") if not key.startswith(("gallery/", f"{RUNS}/"))}
     assert pair_keys == {f"{pair}/{name}" for pair in {k.split("/")[0] for k in pair_keys} for name in PAIR_FILES}
     assert len(pair_keys) == 3 * len(PAIR_FILES)
+    [summary_key] = [key for key in s3.keys("out") if key.startswith(f"{RUNS}/")]
+    assert f"summary: {s3.uri}/out/{summary_key}" in run.stdout.splitlines()
+    # only the run's own lines: no library's messages about the dropped connections (asyncio's unretrieved
+    # task exceptions, an aiohttp future's repr) among them
+    noise = ("Task exception was never retrieved", "future: <", "ClientConnectionResetError", "closing transport")
+    assert not [line for line in run.stderr.splitlines() if any(text in line for text in noise)], run.stderr
 
 
 def test_retry_for_bounds_an_outage_and_says_so_while_it_waits(

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from tasks.storage.records import DONE, LOSSES, RECORD, RESULT
-from tasks.storage.root import GALLERY
+from tasks.storage.root import GALLERY, RUNS
 
 # Settings for every flow test: a random tiny VGG, 32 px, 2 iterations (~0.3 s per pair on a CPU).
 FAST = {"weights": "random:0", "image_size": 32, "iterations": 2}
@@ -18,8 +18,10 @@ PAIR_FILES = {RESULT, LOSSES, RECORD, DONE}
 
 
 def pair_dirs(out: Path) -> dict[str, set[str]]:
-    """Pair folders under ``out`` (not hidden staging folders, not the gallery) -> the names of their files."""
-    folders = [p for p in sorted(out.iterdir()) if p.is_dir() and not p.name.startswith(".") and p.name != GALLERY]
+    """Pair folders under ``out`` (not hidden staging folders, the gallery, the runs' summaries) -> their files."""
+    folders = [
+        p for p in sorted(out.iterdir()) if p.is_dir() and not p.name.startswith(".") and p.name not in {GALLERY, RUNS}
+    ]
     return {p.name: {f.name for f in p.iterdir()} for p in folders}
 
 

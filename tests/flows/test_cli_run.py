@@ -19,7 +19,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.cli import main
+from tasks.runs.records import RunSummary
 from tasks.storage.records import DONE, RECORD, read_record
+from tasks.storage.root import RUNS
 from tests.flows.helpers import PAIR_FILES, Tiny, pair_dirs
 from tests.support import Bucket
 
@@ -41,10 +43,25 @@ def totals(stdout: str) -> tuple[int, int, int, int, float, str]:
 
 
 def table(stdout: str) -> dict[str, list[str]]:
-    """The summary table's rows by row number: [pair, status, time..., reason...] split on runs of spaces."""
+    """The summary table's rows by row number, each its first line: [pair, status, time..., reason...] split on
+    runs of spaces (a long label or reason goes on in the lines below; the summary file has them whole)."""
     lines = stdout.splitlines()
     body = lines[2 : lines.index(next(line for line in lines if line.startswith("gallery: ")))]
-    return {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in body)}
+    assert all(len(line) <= 100 for line in body), stdout  # stdout is not a terminal: 100 columns
+    rows = (re.split(r"\s{2,}", line.strip()) for line in body if line[:3].strip())
+    return {cells[0]: cells[1:] for cells in rows}
+
+
+def summary_file(stdout: str) -> RunSummary:
+    """The summary file that the summary's ``summary: <path>`` line names (under ``<out>/runs/``)."""
+    (path,) = [line.removeprefix("summary: ") for line in stdout.splitlines() if line.startswith("summary: ")]
+    assert Path(path).parent.name == RUNS, path
+    return RunSummary.model_validate_json(Path(path).read_text())
+
+
+def pairs_in(summary: RunSummary) -> dict[int, tuple[str, str, str]]:
+    """row -> (pair id, status, reason) in a summary file."""
+    return {row.row: (row.id, str(row.status), row.reason) for row in summary.pairs}
 
 
 def test_run_exits_1_when_a_row_fails(tiny: Tiny, tmp_path: Path) -> None:
@@ -56,19 +73,26 @@ def test_run_exits_1_when_a_row_fails(tiny: Tiny, tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert totals(result.stdout)[:4] == (1, 0, 2, 0)
     missing = f"content image {tmp_path.resolve()}/nowhere.png: not found"
-    assert f"row 3 lost: {missing}" in result.stderr.splitlines()  # one line, never wrapped
+    assert f"row 3 lost: {missing}" in result.stderr.splitlines()  # one line, never wrapped (an id is its label)
     assert any(line.startswith("row 4: column iterations: ") for line in result.stderr.splitlines())
     assert "Traceback" not in result.output
-    rows = table(result.stdout)
+    rows = table(result.stdout)  # the reasons as far as 100 columns show them
     assert rows["2"][:2] == ["ok", "rendered"]
-    assert rows["3"] == ["lost", "failed", missing]
+    assert rows["3"][:2] == ["lost", "failed"] and missing.startswith(rows["3"][2])
     assert rows["4"][0] == "failed" and rows["4"][1].startswith("column iterations: ")
+    summary = summary_file(result.stdout)  # the pairs by their ids, the reasons whole
+    assert pairs_in(summary)[2][:2] == ("ok", "rendered")
+    assert pairs_in(summary)[3] == ("lost", "failed", missing)
+    assert pairs_in(summary)[4][1] == "failed" and pairs_in(summary)[4][2].startswith("column iterations: ")
+    assert (summary.rendered, summary.failed) == (1, 2)
     assert pair_dirs(out) == {"ok": PAIR_FILES, "lost": {"failed.json"}}
     assert "Traceback" in json.loads((out / "lost" / "failed.json").read_text())["traceback"]
 
     again = run(str(manifest), "--out", str(out), *FLAGS)
     assert again.exit_code == 1
     assert totals(again.stdout)[:4] == (0, 1, 2, 0)
+    assert summary_file(again.stdout) != summary  # each run its own file
+    assert len(list((out / RUNS).iterdir())) == 2
 
 
 def test_run_prints_summary_and_uses_flags_as_defaults(tiny: Tiny, tmp_path: Path) -> None:
@@ -89,6 +113,10 @@ def test_run_prints_summary_and_uses_flags_as_defaults(tiny: Tiny, tmp_path: Pat
         "4": ["c", "rendered"],
         "5": ["d", "rendered"],
     }
+    summary = summary_file(result.stdout)
+    assert [(row.row, row.id, row.label, row.status) for row in summary.pairs] == [
+        (n, pair_id, pair_id, "rendered") for n, pair_id in enumerate("abcd", start=2)
+    ]
     assert f"gallery: {out}/gallery/index.html" in result.stdout.splitlines()
     assert pair_dirs(out) == {pair_id: PAIR_FILES for pair_id in "abcd"}
     settings = {p: read_record((out / p / RECORD).read_bytes(), (out / p / DONE).read_bytes()).settings for p in "abcd"}
@@ -97,8 +125,8 @@ def test_run_prints_summary_and_uses_flags_as_defaults(tiny: Tiny, tmp_path: Pat
     assert {s.weights for s in settings.values()} == {"random:0"}
     # stderr is not a terminal here: plain lines, one per pair, no bars
     assert sorted(line for line in result.stderr.splitlines() if line.startswith("row ")) == [
-        f"row {row} {pair_id}: rendered in {line_time}"
-        for row, pair_id, line_time in sorted((row, cells[0], cells[2]) for row, cells in table(result.stdout).items())
+        f"row {row} {label}: rendered in {line_time}"
+        for row, label, line_time in sorted((row, cells[0], cells[2]) for row, cells in table(result.stdout).items())
     ]
     assert "━" not in result.stderr
 
@@ -114,6 +142,16 @@ def test_force_renders_every_pair_again_and_rewrites_its_completion_record(tiny:
     after = {p.parent.name: p.read_bytes() for p in out.glob("*/done.json")}
     assert after.keys() == before.keys() and len(after) == 2
     assert all(after[pair] != before[pair] for pair in before)  # each completion record written anew
+
+
+def test_a_summary_file_that_cannot_be_written_is_one_line_of_the_summary(tiny: Tiny, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / RUNS).write_text("a file where the runs' summaries go")
+    result = run(str(tiny.cross(1, 1)), "--out", str(out), *FLAGS)
+    assert result.exit_code == 0, result.output  # the pairs rendered: the run did its work
+    assert result.stdout.splitlines()[-2] == f"summary: not written: summaries' folder {out}/{RUNS}: already exists"
+    assert totals(result.stdout)[:4] == (1, 0, 0, 0)
 
 
 def test_quiet_prints_only_failures_and_the_summary(tiny: Tiny, tmp_path: Path) -> None:
