@@ -14,6 +14,7 @@ several runs. A pair with no result shows its last snapshot, as partial. Pages u
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ __all__ = ["build_gallery"]
 
 SHOWN = (Status.RENDERED, Status.FAILED, Status.PENDING)  # where a pair stands, as the gallery counts it
 COMPARED = ("style", "variant")  # the neighbours a detail page's picture can be swapped for (same content)
-VIEW_MARGIN = 150  # px of the window's height a detail page's view leaves for the header and the choices above it
+# A detail page's view is as high as the window less what is above it (px): the header and a row of choices,
+# each further row of choices (their labels at about 8 px a character across a MAIN px column), a failure's note.
+VIEW_MARGIN, CHOICES_ROW, FAILURE_LINES, MAIN = 190, 32, 70, 900
 
 Sizes = dict[str, tuple[int, int]]  # pair id -> (width, height) of its main picture
 
@@ -55,7 +58,16 @@ def _breakable(text: object) -> Markup:
     return Markup("<wbr>").join(escape(part) for part in re.split(r"(?<=[/|,])(?=.)", str(text)))
 
 
+def _flags(text: str) -> Markup:
+    """Command-line flags whose names never break (``--snapshot-every``), their values as ``_breakable``."""
+    tokens = [
+        Markup('<span class="flag">%s</span>') % t if t.startswith("-") else _breakable(t) for t in text.split(" ")
+    ]
+    return Markup(" ").join(tokens)
+
+
 _ENV.filters["breakable"] = _breakable
+_ENV.filters["flags"] = _flags
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,7 @@ def _picture(entry: Entry) -> str:
 
 def _views(entry: Entry, others: dict[str, list[Entry]], context: dict[str, Any], sizes: Sizes) -> list[View]:
     """What the detail page's main view can show: the pair's own picture (none: no view), then its content and
-    the results of its neighbours of the same content, to compare with in place."""
+    the pictures (results, or partial ones) of its neighbours of the same content, to compare with in place."""
 
     def picture(e: Entry) -> str:
         return f"../../{quote(e.pair_id, safe='')}/{_picture(e)}"
@@ -169,9 +181,9 @@ def _views(entry: Entry, others: dict[str, list[Entry]], context: dict[str, Any]
     layout = context["layout"]
     for kind in COMPARED:
         for other in others.get(kind, []):
-            if other.rendered:
+            if _picture(other):
                 named = [input_name(other.column) if kind == "style" else "", layout.describe(other)]
-                label = " · ".join(filter(None, named))
+                label = " · ".join(filter(None, named)) + ("" if other.rendered else f" (partial, {other.partial})")
                 views.append(View(label, picture(other), "neighbour", sizes.get(other.pair_id)))
     return views
 
@@ -199,6 +211,12 @@ def _detail_pages(gallery: str, entries: list[Entry], context: dict[str, Any], s
     return pages
 
 
+def _view_margin(entry: Entry, views: list[View]) -> int:
+    """How much of the window's height a detail page's view leaves for what is above it (``VIEW_MARGIN``)."""
+    rows = math.ceil(sum(len(v.label) + 6 for v in views) * 8 / MAIN)
+    return VIEW_MARGIN + CHOICES_ROW * max(0, rows - 1) + (0 if entry.rendered else FAILURE_LINES)
+
+
 def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], sizes: Sizes) -> str:
     record = entry.rendered
     settings = entry.settings
@@ -215,7 +233,7 @@ def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], si
         flags=settings.flags() if settings else "",
         chart=loss_chart(entry.losses, settings) if entry.losses and settings else None,
         views=views,
-        margin=VIEW_MARGIN,
+        margin=_view_margin(entry, views),
         aspect=shape[0] / shape[1] if shape else None,
         snapshots=[(it, f"../../{quote(entry.pair_id, safe='')}/{snapshot_name(it)}") for it in entry.snapshots],
         total=settings.total_iterations if settings else None,

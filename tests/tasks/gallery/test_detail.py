@@ -93,6 +93,34 @@ def test_the_result_is_the_largest_picture_filling_the_main_column(renders: Path
     assert log.errors == []
 
 
+def test_a_portrait_result_fits_the_first_screen(tmp_path: Path, new_page: NewPage) -> None:
+    """As high as the window allows, below the header and a failure's note, beside choices on two rows."""
+    content = tmp_path / "a portrait with a long name.png"
+    make_image(1, (48, 64)).save(content)
+    out = tmp_path / "out"
+    for j in range(6):
+        style = tmp_path / f"a style with a rather long file name {j}.png"
+        make_image(2 + j).save(style)
+        pair = FakePair(f"p{j}", str(content), (str(style),), settings(snapshot_every=10))
+        if j == 0:
+            fake_failure(str(out), pair, TimeoutError("timed out after 60 s (--timeout)"))
+            path = out / pair.pair_id / snapshot_name(10)
+            path.parent.mkdir(parents=True)
+            path.write_bytes(snapshot_file(make_image(1, (144, 192))))
+        else:
+            pair.write(str(out), png_bytes(make_image(j, (144, 192))), (144, 192))
+    build_gallery(str(out))
+
+    for pair_id, kind in (("p0", "partial"), ("p1", "result")):
+        page = open_page(new_page, out, pair_id)
+        choices = page.locator(".choices label").first.bounding_box()
+        assert page.locator(".choices").bounding_box()["height"] > 1.5 * choices["height"]  # wrapped
+        picture = next(i for i in visible_images(page) if i["cls"] == kind)
+        assert picture["top"] + picture["height"] <= WINDOW[1]
+        assert picture["height"] > 0.6 * WINDOW[1]
+        assert picture["rendering"] == "pixelated"
+
+
 def test_a_render_larger_than_the_column_is_scaled_down_smoothly(tmp_path: Path, new_page: NewPage) -> None:
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     make_image(1, (64, 48)).save(content)
@@ -111,7 +139,7 @@ def test_a_render_larger_than_the_column_is_scaled_down_smoothly(tmp_path: Path,
 def test_the_result_is_compared_in_place_without_scripts(renders: Path, new_page: NewPage, artifacts: Path) -> None:
     page = open_page(new_page, renders, "p00", java_script_enabled=False)
     choices = [c.strip() for c in page.locator(".choices label").all_inner_texts()]
-    assert choices == ["result", "content", "square.png"]  # wide.png failed: no result to compare with
+    assert choices == ["result", "content", "square.png", "wide.png (partial, 20)"]  # wide.png failed at 25
 
     def shown() -> list[dict[str, Any]]:
         return [i for i in visible_images(page) if i["top"] < 900 and i["width"] > 300]
@@ -194,6 +222,8 @@ def test_the_settings_column_breaks_lines_only_between_tokens(renders: Path, new
     assert any(before == "/" for _, before, _ in breaks)  # the inputs' long paths do wrap, at their slashes
     mid_token = [(text, before, after) for text, before, after in breaks if before not in SEPARATORS]
     assert mid_token == []
+    flags = line_breaks(page.locator("code.flags"))
+    assert flags and all(before in " /" for _, before, _ in flags)  # never inside a flag: --snapshot-every
     time = page.locator("dt:text-is('time') + dd")
     assert time.inner_text() == "0.3 s (66 ms per iteration)"
     assert line_breaks(time) == []  # on one line
