@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageDraw, ImageFont
 
 from nst_core.images import decode_image, read_bytes
+from tasks.gallery.layout import distinctions
 from tasks.storage.records import RESULT, InputFile, snapshot_name
 from tasks.storage.root import put_files
 
@@ -35,9 +36,12 @@ CONTACT_SHEET = "contact_sheet.png"
 CELL, SHEET_ROWS, SHEET_COLUMNS = 256, 6, 6
 CELL_VARIANTS = 4  # renders drawn side by side in one cell at most (the pages show them all)
 HEADING, SETTINGS_LINE, SETTINGS_LINES = 42, 20, 2  # the title's first line; then the shared settings' lines
+SETTINGS_SEPARATOR = " · "
+CAPTION_LINE, CAPTION_LINES = 15, 2  # the captions of renders that share a cell
 TITLE = HEADING + SETTINGS_LINES * SETTINGS_LINE + 6  # the title band
 LABEL, MARGIN = 28, 12  # label line and title margin heights, px
 TITLE_FONT, LABEL_FONT = ImageFont.load_default(size=22), ImageFont.load_default(size=15)
+CAPTION_FONT = ImageFont.load_default(size=12)
 BACKGROUND, TEXT, BAD = (24, 24, 24), (232, 232, 232), (230, 120, 100)
 
 
@@ -128,7 +132,7 @@ def contact_sheets(
         for rows in _chunks(layout.rows, SHEET_ROWS)
         for columns in _chunks(layout.columns, SHEET_COLUMNS)
     ]
-    settings = "  ".join(f"{k}={v}" for k, v in layout.headline.items())
+    settings = SETTINGS_SEPARATOR.join(f"{k}={v}" for k, v in layout.headline.items())
     names = []
     for number, (rows, columns) in enumerate(parts, start=1):
         title = heading
@@ -149,7 +153,7 @@ def contact_sheets(
             for i, (_, column) in enumerate(columns, start=1):
                 cell = layout.cells[(row.key, column.key)]
                 pictures = [blobs.get(f"{gallery}/{thumbs.get(e.pair_id)}") for e in cell]
-                captions = [layout.captions.get(e.pair_id, "") for e in cell] if len(cell) > 1 else []
+                captions = list(distinctions(cell).values()) if len(cell) > 1 else []
                 _cell(sheet, draw, pictures, cell, captions, (i * CELL, top))
         buffer = io.BytesIO()
         sheet.save(buffer, "PNG", compress_level=1)  # 5x faster than the default level, ~1.3x larger
@@ -198,29 +202,45 @@ def _cell(
     x, y = at
     shown = cell[:CELL_VARIANTS]
     width = CELL // len(shown)
-    bottom = y + CELL - (LABEL if captions else 0)
+    bottom = y + CELL - (CAPTION_LINES * CAPTION_LINE if captions else 0)
     for k, (entry, data) in enumerate(zip(shown, pictures, strict=False)):
         box = (x + k * width, y, x + (k + 1) * width, bottom)
         centre = (box[0] + box[2]) // 2
         if not _paste(sheet, data, box):
             draw.text((centre, (y + bottom) // 2), entry.status, fill=BAD, font=LABEL_FONT, anchor="mm")
-        if captions and captions[k]:
-            text = _fit(captions[k], width - 6, LABEL_FONT)
-            draw.text((centre, bottom + LABEL // 2), text, fill=TEXT, font=LABEL_FONT, anchor="mm")
+        lines = _caption_lines(captions[k], width - 6) if captions else []
+        for n, line in enumerate(lines):  # centred in the caption band
+            middle = bottom + (CAPTION_LINES - len(lines) + 2 * n + 1) * CAPTION_LINE // 2
+            draw.text((centre, middle), line, fill=TEXT, font=CAPTION_FONT, anchor="mm")
+
+
+def _caption_lines(text: str, width: float) -> list[str]:
+    """A render's caption in at most ``CAPTION_LINES`` lines of ``width`` px: one setting a line, and one too
+    wide for its line broken before its value (``style_weight`` / ``=3``); cut with an ellipsis beyond that."""
+    parts = [p for part in text.split(", ") if part for p in _split_setting(part, width)]
+    if len(parts) > CAPTION_LINES:
+        parts = [*parts[: CAPTION_LINES - 1], " ".join(parts[CAPTION_LINES - 1 :])]
+    return [_fit(part, width, CAPTION_FONT) for part in parts]
+
+
+def _split_setting(text: str, width: float) -> list[str]:
+    key, sep, value = text.partition("=")
+    return [key, sep + value] if sep and CAPTION_FONT.getlength(text) > width else [text]
 
 
 def _wrap(text: str, width: float, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, lines: int) -> list[str]:
-    """``text`` in at most ``lines`` lines of ``width`` pixels, broken at double spaces (between settings),
-    else at spaces; the last line cut with an ellipsis if the text does not fit."""
+    """``text`` in at most ``lines`` lines of ``width`` pixels, broken between settings (``SETTINGS_SEPARATOR``);
+    the last line cut with an ellipsis if the text does not fit."""
     out: list[str] = []
-    words = text.split("  ")
+    sep = SETTINGS_SEPARATOR
+    words = text.split(sep)
     while words and len(out) < lines:
         line = words.pop(0)
-        while words and font.getlength(f"{line}  {words[0]}") <= width:
-            line += "  " + words.pop(0)
+        while words and font.getlength(f"{line}{sep}{words[0]}") <= width:
+            line += sep + words.pop(0)
         out.append(line)
     if words:
-        out[-1] = f"{out[-1]}  {'  '.join(words)}"
+        out[-1] = sep.join([out[-1], *words])
     return [_fit(line, width, font) for line in out]
 
 

@@ -23,7 +23,7 @@ from nst_core import Settings
 if TYPE_CHECKING:
     from tasks.gallery.entries import Entry
 
-__all__ = ["NEIGHBOURS", "Axis", "Layout", "arrange", "input_name", "neighbours", "page_of"]
+__all__ = ["NEIGHBOURS", "Axis", "Layout", "arrange", "distinctions", "input_name", "neighbours", "page_of"]
 
 HEADLINE = ("backbone", "image_size", "iterations", "optimizer")  # shared settings always named in the header
 
@@ -134,6 +134,14 @@ def neighbours(entry: Entry, entries: list[Entry]) -> dict[str, list[Entry]]:
         "content": [e for e, c, s in zip(others, same_content, same_style, strict=True) if s and not c],
         "variant": [e for e, c, s in zip(others, same_content, same_style, strict=True) if c and s],
     }
+
+
+def distinctions(entries: list[Entry]) -> dict[str, str]:
+    """What tells each of ``entries`` (a cell's renders) from the others: pair id -> the settings that differ
+    among them, as ``style_weight=3, iterations=40``."""
+    texts = {e.pair_id: _text(e) for e in entries}
+    keys = [k for k in Settings.model_fields if k in _differing(list(texts.values()))]
+    return {pid: ", ".join(f"{k}={text.get(k, '')}" for k in keys) for pid, text in texts.items()}
 
 
 def input_name(uri: str) -> str:

@@ -17,11 +17,15 @@ from tasks.gallery.build import build_gallery
 from tasks.gallery.entries import SHORT, read_entries
 from tasks.gallery.images import (
     BACKGROUND,
+    CAPTION_FONT,
+    CAPTION_LINE,
+    CAPTION_LINES,
     CELL,
     HEADING,
     LABEL,
     LABEL_FONT,
     MARGIN,
+    SETTINGS_SEPARATOR,
     SHEET_ROWS,
     TEXT,
     THUMB,
@@ -145,7 +149,7 @@ def test_contact_sheet_title_names_the_output_the_date_the_counts_and_the_shared
     headline = arrange(read_entries(str(small_root.out))).headline
     assert {"image_size": "32", "weights": "random:0"}.items() <= headline.items()
     assert "iterations" not in headline  # 2 and 3: not shared
-    settings = "  ".join(f"{k}={v}" for k, v in headline.items())
+    settings = SETTINGS_SEPARATOR.join(f"{k}={v}" for k, v in headline.items())
     assert LABEL_FONT.getlength(settings) <= band.width - 2 * MARGIN  # one line of it
 
     def drawn(title: str, settings: str) -> Image.Image:
@@ -526,13 +530,13 @@ def test_contact_sheet_results_fill_their_cells_and_variants_are_captioned(small
     left, upper, right, lower = bbox((CELL, TITLE, 2 * CELL, TITLE + CELL - LABEL))  # style1 (square), alike
     assert (right - left, lower - upper) == (CELL - LABEL - 8, CELL - LABEL - 8)
     cell = layout.cells[(layout.rows[0].key, layout.columns[0].key)]
-    captions = [layout.captions[e.pair_id] for e in cell]
+    captions = [f"iterations={e.settings.iterations}" for e in cell]  # what differs between them, no more
     assert sorted(captions) == ["iterations=2", "iterations=3"]
-    top, width = TITLE + CELL, CELL // 2
+    top, width, height = TITLE + CELL, CELL // 2, CAPTION_LINES * CAPTION_LINE
     for k, caption in enumerate(captions):
-        band = sheet.crop((CELL + k * width, top + CELL - LABEL, CELL + (k + 1) * width, top + CELL))
+        band = sheet.crop((CELL + k * width, top + CELL - height, CELL + (k + 1) * width, top + CELL))
         expected = Image.new("RGB", band.size, BACKGROUND)
-        ImageDraw.Draw(expected).text((width // 2, LABEL // 2), caption, fill=TEXT, font=LABEL_FONT, anchor="mm")
+        ImageDraw.Draw(expected).text((width // 2, height // 2), caption, fill=TEXT, font=CAPTION_FONT, anchor="mm")
         assert ImageChops.difference(band, expected).getbbox() is None, caption
-    band = sheet.crop((2 * CELL, top + CELL - LABEL, 3 * CELL, top + CELL))  # content1 x style2: one render
+    band = sheet.crop((2 * CELL, top + CELL - height, 3 * CELL, top + CELL))  # content1 x style2: one render
     assert ImageChops.difference(band, Image.new("RGB", band.size, BACKGROUND)).getbbox() is not None  # picture

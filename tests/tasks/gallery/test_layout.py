@@ -14,7 +14,7 @@ from nst_core import Settings
 from tasks.gallery.build import build_gallery
 from tasks.gallery.entries import read_entries
 from tasks.gallery.images import BACKGROUND, CELL, HEADING, LABEL, LABEL_FONT, TEXT, TITLE
-from tasks.gallery.layout import arrange
+from tasks.gallery.layout import arrange, distinctions
 from tests.conftest import make_image
 from tests.tasks.gallery.helpers import FAST, FakePair, load_images, png_bytes, watch
 
@@ -249,3 +249,22 @@ def test_arrange_sweeps_two_settings_in_the_order_of_their_values(tmp_path: Path
     ]
     assert set(layout.captions.values()) == {""}  # the sweep is in the column labels
     assert "style_weight" not in layout.shared and layout.shared["iterations"] == "3"
+
+
+def test_the_renders_of_a_cell_are_told_apart_by_what_differs_between_them(tmp_path: Path) -> None:
+    (content,) = inputs(tmp_path, ["c.png"])
+    (style,) = inputs(tmp_path, ["s.png"])
+    out = str(tmp_path / "out")
+    values = [{"style_weight": 1, "iterations": 40}, {"style_weight": 3, "iterations": 40}, {"iterations": 400}]
+    for k, own in enumerate(values):
+        FakePair(f"v{k}", content, (style,), settings(image_size=48, **own)).write(out, png_bytes(make_image(k)))
+
+    entries = read_entries(out)
+
+    assert distinctions(entries) == {
+        "v0": "iterations=40, style_weight=1",
+        "v1": "iterations=40, style_weight=3",
+        "v2": "iterations=400, style_weight=3",
+    }
+    assert distinctions(entries[:2]) == {"v0": "style_weight=1", "v1": "style_weight=3"}
+    assert distinctions(entries[:1]) == {"v0": ""}
