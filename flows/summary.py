@@ -44,11 +44,8 @@ def _summary_table(summary: RunSummary, width: int) -> list[str]:
     headers = ("row", "pair", "status", "time", "reason")
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     free = width - sum(widths[i] for i in (0, 2, 3)) - 3 * (len(headers) - 1)  # for pair and reason ("c | c")
-    if widths[1] + widths[4] > free:  # labels whole if reasons keep 2/5 of the space, else their first part
-        first_part = max(len(_lines(c[1], free)[0]) for c in cells)
-        reasons = min(widths[4], max(free * 2 // 5, 24))
-        most = max(min(widths[1], max(free - reasons, min(first_part, free * 3 // 5))), len(headers[1]))
-        widths[1] = max(len(line) for c in cells for line in [headers[1], *_lines(c[1], most)])  # what they take
+    if widths[1] + widths[4] > free:
+        widths[1] = _label_width([(c[1], c[4]) for c in cells], free)
         widths[4] = max(free - widths[1], len(headers[4]))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for header, column_width, justify in zip(headers, widths, ("right", "left", "left", "right", "left"), strict=True):
@@ -59,6 +56,23 @@ def _summary_table(summary: RunSummary, width: int) -> list[str]:
     with plain.capture() as captured:
         plain.print(table, highlight=False)
     return [line.rstrip() for line in captured.get().splitlines()]
+
+
+def _label_width(cells: list[tuple[str, str]], free: int, tries: int = 12) -> int:
+    """The pairs' column's width when (label, reason) ``cells`` share ``free`` columns: the one that takes the
+    fewest lines, a cut reason counting as two more, then the widest; tried at the widths of whole labels and
+    of their parts around `` · `` (the widest ``tries`` of those)."""
+    labels = [label for label, _ in cells]
+    fits = {len(text) for label in labels for text in (label, *label.split(" \N{MIDDLE DOT} "))}
+    widths = sorted({w for w in fits if len("pair") <= w <= free - len("reason")} or {len("pair")}, reverse=True)
+
+    def cost(width: int) -> tuple[int, int]:
+        lines = [(len(_lines(label, width)), len(_lines(reason, free - width))) for label, reason in cells]
+        cut = sum(reason > REASON_LINES for _, reason in lines)
+        return sum(max(label, min(reason, REASON_LINES)) for label, reason in lines) + 2 * cut, -width
+
+    best = min(widths[:tries], key=cost)
+    return max(len(line) for label in labels for line in ["pair", *_lines(label, best)])  # what they take
 
 
 def _wrap(text: str, width: int, most: int | None = None) -> str:
@@ -81,12 +95,15 @@ def _lines(text: str, width: int) -> list[str]:
         return [text]
     lines: list[str] = []
     for n, part in enumerate(text.split(" \N{MIDDLE DOT} ")):
-        lines.append("" if n == 0 else "\N{MIDDLE DOT}")
-        for word in part.split():
+        lines.append("")
+        words = part.split()
+        if n and words:  # the dot leads its part
+            words[0] = f"\N{MIDDLE DOT} {words[0]}"
+        for word in words:
             pieces = [word] if len(word) <= width else re.findall(r"[^/]*/|[^/]+", word)
             for k, piece in enumerate(pieces):
                 gap = " " if k == 0 and lines[-1] else ""
-                if len(lines[-1]) + len(gap) + len(piece) <= width:
+                if len(lines[-1]) + len(gap) + len(piece) <= width or not lines[-1]:
                     lines[-1] += gap + piece
                 else:
                     lines.append(piece)
