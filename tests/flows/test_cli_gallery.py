@@ -25,7 +25,8 @@ def test_gallery_prints_the_index_path(small_root: SmallRoot) -> None:
 
 
 def test_gallery_with_a_manifest_shows_its_pairs(small_root: SmallRoot, tmp_path: Path) -> None:
-    rows = [{"content": small_root.inputs / "content2.png", "style": small_root.inputs / "style1.png", "iterations": 2}]
+    pair = {"content": small_root.inputs / "content2.png", "style": small_root.inputs / "style1.png"}
+    rows = [pair | {"iterations": 2}, pair | {"iterations": "lots"}]  # row 3 is bad: the gallery lists it as failed
     manifest = write_manifest(tmp_path / "one.csv", rows)
 
     result = CliRunner().invoke(main, ["gallery", str(small_root.out), "--manifest", str(manifest)])
@@ -34,6 +35,8 @@ def test_gallery_with_a_manifest_shows_its_pairs(small_root: SmallRoot, tmp_path
     assert result.stdout == f"{small_root.gallery / 'index.html'}\n"
     assert "1 pairs: 1 contents x 1 styles" in result.stderr
     assert len(list((small_root.gallery / "pairs").iterdir())) == 1
+    index = (small_root.gallery / "index.html").read_text()
+    assert "1 failed" in index and "row 3" in index  # as the run counted it
 
 
 def test_gallery_with_a_missing_manifest_fails_clearly(small_root: SmallRoot, tmp_path: Path) -> None:
