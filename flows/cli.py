@@ -233,10 +233,12 @@ def gallery(out: str, manifest: str | None, serve: bool, port: int, **values: An
     """
     from tasks.gallery.build import build_gallery
     from tasks.manifest.read import read_manifest
+    from tasks.runs.report import row_problems
 
     try:
-        pairs = read_manifest(manifest, defaults_from(values)).pairs if manifest else None
-        built = build_gallery(out, pairs, manifest)
+        parsed = read_manifest(manifest, defaults_from(values)) if manifest else None
+        pairs, problems = (parsed.pairs, row_problems(parsed)) if parsed else (None, None)
+        built = build_gallery(out, pairs, manifest, problems)
     except NstError as exc:
         fail(exc)
     say(f"{built.pairs} pairs: {built.contents} contents x {built.styles} styles")
