@@ -29,7 +29,7 @@ from prefect.utilities.urls import url_for
 from flows.render_manifest import render_manifest
 from tasks.runs.records import RunSummary, SummaryRow
 from tasks.storage.records import DONE, RECORD, read_record
-from tasks.storage.root import GALLERY
+from tasks.storage.root import GALLERY, RUNS
 from tests.flows.helpers import FAST, PAIR_FILES, Tiny, flow_run_id, pair_dirs
 from tests.support import Bucket, WebFolder, http_get, run_family, wait_for
 
@@ -318,17 +318,19 @@ def test_gallery_shows_the_pairs_rendered_with_run_defaults(tiny: Tiny, tmp_path
     assert {page.stem for page in (out / GALLERY / "pairs").glob("*.html")} == set(pair_dirs(out))
 
 
-def test_a_pair_id_cannot_take_the_gallery_folder(tiny: Tiny, tmp_path: Path) -> None:
-    """``id=gallery`` must not render into ``out/gallery/``: the gallery would list that pair as pending forever."""
+@pytest.mark.parametrize("reserved", [GALLERY, RUNS])
+def test_a_pair_id_cannot_take_the_gallery_or_runs_folder(tiny: Tiny, tmp_path: Path, reserved: str) -> None:
+    """``id=gallery`` must not render into ``out/gallery/`` (nor ``id=runs`` into the summaries' folder): the
+    gallery would list that pair as pending forever."""
     (content,), (style,) = tiny.images(1, 1)
-    manifest = tiny.manifest(f"id,content,style\ngallery,{content},{style}\nother,{content},{style}\n")
+    manifest = tiny.manifest(f"id,content,style\n{reserved},{content},{style}\nother,{content},{style}\n")
     out = tmp_path / "out"
     summary, _ = run(manifest, out)
     assert counts(summary) == (1, 0, 1)
     (bad,) = [row for row in summary.pairs if row.status == "failed"]
     assert bad.row == 2 and "reserved" in bad.reason
-    assert gallery_counts(out) == {"rendered": 1, "failed": 0, "pending": 0}
-    assert not (out / GALLERY / "done.json").exists()  # the gallery's folder holds no pair's files
+    assert gallery_counts(out) == {"rendered": 1, "failed": 1, "pending": 0}  # the bad row, as the run counts it
+    assert not (out / reserved / "done.json").exists()  # the folder holds no pair's files
 
 
 # --- remote inputs and outputs -------------------------------------------------------------------------------------
