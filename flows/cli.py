@@ -1,5 +1,6 @@
 """The ``stylebatch`` command: its subcommands. Flags come from the models (``flows.flags``), signals and the
-run's thread are ``flows.signals``'s, the terminal is ``flows.console`` (a run's display: ``flows.display``).
+run's thread are ``flows.signals``'s, the terminal is ``flows.console`` (a run's display: ``flows.display``; its
+summary: ``flows.summary``).
 
 Commands import torch, torchvision, Prefect and Dask only when they need them, so that ``--help``
 answers at once and ``validate`` takes about as long as reading the images.
