@@ -3,11 +3,14 @@
 Gram matrices are sums over positions, and so is the content loss. Each feature position of each
 layer belongs to exactly one tile (its interior, in input pixels). A tile's crop adds a halo as wide
 as the receptive field of the deepest layer in use, so that the features it owns are exactly those
-of the whole image. The forward pass accumulates the current image's Gram matrices and content
-error over the tiles without a graph; the backward pass runs each crop again with a graph and
-back-propagates its share: the full image's dL/dG times the tile's part of G, plus its part of the
-content loss. The crops' input gradients, halos included, add up to the whole image's gradient
-(the same sums, in another order). Cost: one more forward pass per evaluation, plus the halos.
+of the whole image (a crop is mirrored by its whole image's margin, ``backbones.mirror_margin``, and
+is longer than it, so that one that meets the image's edge is mirrored there as the whole image is;
+at its cut edges, the mirror stays in the halo). The forward pass
+accumulates the current image's Gram matrices and content error over the tiles without a graph;
+the backward pass runs each crop again with a graph and back-propagates its share: the full image's
+dL/dG times the tile's part of G, plus its part of the content loss. The crops' input gradients,
+halos included, add up to the whole image's gradient (the same sums, in another order). Cost: one
+more forward pass per evaluation, plus the halos.
 """
 
 from __future__ import annotations
@@ -18,14 +21,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from nst_core.backbones import FeatureNet
-from nst_core.catalogue import Window
+from nst_core.backbones import MIRROR_PX, FeatureNet, mirror_margin
 from nst_core.device import autocast
 from nst_core.losses import content_loss, gram_loss, gram_matrix
 
-__all__ = ["Geometry", "Tiler", "layer_geometry"]
+__all__ = ["Tiler"]
 
 Size = tuple[int, int]  # (height, width) of the whole image
 Place = tuple[slice, slice]  # rows and columns in the whole image's features
@@ -38,43 +40,6 @@ class Targets(Protocol):
     content_weights: dict[str, float]
     grams: dict[str, Tensor]
     style_weights: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where a layer's positions sit in the input: ``stride`` pixels apart, each reaching at most
-    ``radius`` pixels either side of its own."""
-
-    stride: int
-    radius: int
-    windows: tuple[Window, ...]  # every window from the input to this layer
-
-    def size(self, height: int, width: int) -> tuple[int, int]:
-        for window in self.windows:
-            height, width = window.out(height), window.out(width)
-        return height, width
-
-
-def _side(value: int | tuple[int, ...] | str) -> int:
-    if isinstance(value, str):
-        raise ValueError(f"tiling needs numeric padding, got {value!r}")
-    return value[0] if isinstance(value, tuple) else value
-
-
-def layer_geometry(body: nn.Sequential) -> dict[str, Geometry]:
-    """Each named layer's ``Geometry``. Windows inside a layer (a SqueezeNet fire's parallel
-    expands) are counted one after another, which can only overstate the radius."""
-    stride, radius, windows, result = 1, 0, [], {}
-    for name, child in body.named_children():
-        for module in child.modules():
-            if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
-                k, s, p = (_side(getattr(module, a)) for a in ("kernel_size", "stride", "padding"))
-                d = _side(getattr(module, "dilation", 1))
-                windows.append(Window(k, s, p, d, getattr(module, "ceil_mode", False)))
-                radius += max(p, (k - 1) * d - p) * stride
-                stride *= s
-        result[name] = Geometry(stride, radius, tuple(windows))
-    return result
 
 
 @dataclass(frozen=True)
@@ -106,8 +71,13 @@ def _spans(length: int, tile: int, halo: int, align: int) -> list[_Span]:
     if len(starts) > 1 and length - starts[-1] < align:
         starts.pop()  # no interior may own no position at the deepest layer
     ends = [*starts[1:], length]
+    # A crop longer than the mirrored margin, so that one that meets the image's edge is mirrored there as the whole
+    # image is (a crop starts on the deepest layer's grid: ``align``).
+    least = min(length, _round_up(MIRROR_PX + 1, align))
+    latest = (length - least) // align * align  # the last start of a crop that long
     return [
-        _Span(a, b, max(0, a - halo), min(length, b + halo), b == length) for a, b in zip(starts, ends, strict=True)
+        _Span(a, b, max(0, min(a - halo, latest)), max(min(length, b + halo), least), b == length)
+        for a, b in zip(starts, ends, strict=True)
     ]
 
 
@@ -121,11 +91,10 @@ class Tiler:
 
     def __init__(self, net: FeatureNet, layers: Sequence[str], tile_size: int, device: torch.device, precision: str):
         self.net, self.layers, self.device, self.precision = net, list(layers), device, precision
-        geometry = layer_geometry(net.body)
-        self.geometry = {name: geometry[name] for name in self.layers}
+        self.geometry = {name: net.geometry[name] for name in self.layers}
         self.align = max(g.stride for g in self.geometry.values())
-        self.tile = _round_up(tile_size, self.align)
         self.halo = _round_up(max(g.radius for g in self.geometry.values()), self.align)
+        self.tile = _round_up(tile_size, self.align)
 
     def splits(self, image: Tensor) -> bool:
         """Whether ``image`` is larger than one tile."""
@@ -140,7 +109,7 @@ class Tiler:
         """The layers' features that the tile owns, from its ``crop`` of an image of ``size`` (H, W),
         each with its place in the whole image's features."""
         with autocast(self.device, self.precision):
-            feats = self.net(crop, self.layers)
+            feats = self.net(crop, self.layers, mirror_margin(*size))
         result = {}
         for name, f in feats.items():
             g = self.geometry[name]

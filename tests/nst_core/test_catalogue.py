@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nst_core.backbones import BACKBONES, load_backbone
+from nst_core.backbones import BACKBONES, layer_geometry, load_backbone
 from nst_core.catalogue import NETWORKS, imagenet_cache_path, min_side
-from nst_core.tiling import layer_geometry
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
