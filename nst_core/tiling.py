@@ -71,14 +71,15 @@ def _spans(length: int, tile: int, halo: int, align: int) -> list[_Span]:
     if len(starts) > 1 and length - starts[-1] < align:
         starts.pop()  # no interior may own no position at the deepest layer
     ends = [*starts[1:], length]
-    # A crop longer than the mirrored margin, so that one that meets the image's edge is mirrored there as the whole
-    # image is (a crop starts on the deepest layer's grid: ``align``).
+    # Crops longer than the mirrored margin (which a crop can only be mirrored by), so that one that meets the
+    # image's edge is mirrored there as the whole image is; a crop starts on the deepest layer's grid (``align``).
     least = min(length, _round_up(MIRROR_PX + 1, align))
     latest = (length - least) // align * align  # the last start of a crop that long
-    return [
-        _Span(a, b, max(0, min(a - halo, latest)), max(min(length, b + halo), least), b == length)
-        for a, b in zip(starts, ends, strict=True)
-    ]
+    spans = []
+    for a, b in zip(starts, ends, strict=True):
+        crop_start = max(0, min(a - halo, latest))
+        spans.append(_Span(a, b, crop_start, min(length, max(b + halo, crop_start + least)), b == length))
+    return spans
 
 
 def _round_up(value: int, step: int) -> int:

@@ -135,3 +135,16 @@ def test_tiled_render_gives_the_untiled_losses_and_pixels(optimizer: str) -> Non
         # Adam's first steps are ~lr * sign(gradient): where a gradient is ~0, rounding can flip a pixel's step.
         assert diff.mean() < 0.1
         assert (diff > 1).mean() < 0.01
+
+
+def test_tiles_of_shallow_layers_much_smaller_than_the_mirrored_margin() -> None:
+    """Crops are widened to more than the margin (a crop is mirrored by it): small tiles still give the whole image's
+    features, at the image's edges and inside it."""
+    net = load_backbone("vgg19", "random:0", "max", "cpu").cut(["relu2_1"])
+    tiler = Tiler(net, ["relu1_1", "relu2_1"], 8, CPU, "fp32")
+    image = rand(1, 3, 64, 48, seed=4)
+    assert len(tiler.tiles(64, 48)) >= 24
+    with torch.no_grad():
+        expected = net(image, ["relu1_1", "relu2_1"])
+    for name, f in tiler.features(image, ["relu1_1", "relu2_1"]).items():
+        torch.testing.assert_close(f, expected[name], rtol=1e-5, atol=1e-5)
