@@ -9,6 +9,7 @@ the layers, a diverging loss, its ``on_step`` raising) leaves the batch; the oth
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from nst_core.network import memory_format
 from nst_core.optimize import Objective, backward_together, diverged, lr_at, make_optimizer
 from nst_core.results import StepInfo
 from nst_core.settings import Settings
+from nst_core.temporal import Guide
 from nst_core.tiling import Tiler
 
 __all__ = ["Batch", "OnSnapshot", "Track"]
@@ -47,8 +49,10 @@ Pending = tuple[int, float, float, LossTerms]  # iteration, lr, elapsed, terms o
 class Track:
     """One image's render in progress, across levels: its inputs, pixels, optimiser, log and snapshots."""
 
-    def __init__(self, key: int, settings: Settings, content: Image.Image, styles: list[Image.Image]):
-        self.key, self.s, self.content, self.styles = key, settings, content, styles
+    def __init__(
+        self, key: int, settings: Settings, content: Image.Image, styles: list[Image.Image], guide: Guide | None = None
+    ):
+        self.key, self.s, self.content, self.styles, self.guide = key, settings, content, styles, guide
         self.blend = blend_weights(settings.style_weights, len(styles))
         self.error: Exception | None = None  # why it left the batch
         self.log: list[StepInfo] = []
@@ -130,10 +134,13 @@ class Batch:
 
     def _begin_level(self, track: Track, plan: tuple[int, int], size: int, request: Callable[[int], None]) -> None:
         content, styles = level_images(track.content, track.styles, size, track.s)
-        if track.image is None:
-            image = initial_image(track.s, content, styles[0]).to(self.device)
-        else:
+        guide = None if track.guide is None else track.guide.at(content.shape[-2:]).to(self.device)
+        if track.image is not None:
             image = upscaled(track.image, content.to(self.device))
+        elif guide is not None:
+            image = guide.start(content.to(self.device))
+        else:
+            image = initial_image(track.s, content, styles[0]).to(self.device)
         with autocast(self.device, self.precision):
             level = level_targets(
                 self.net,
@@ -144,6 +151,7 @@ class Batch:
                 track.s,
                 self.tiler,
             )
+        level = dataclasses.replace(level, guide=guide)
         track.begin_level(level, image.contiguous(memory_format=self.memory), request)
 
     def _step(self, gather: Gatherer, start: float, last: bool) -> None:
@@ -178,7 +186,7 @@ class Batch:
         x = torch.cat([track.image for track in tracks])  # (B, 3, H, W); the gradient flows back to each image
         if self.tiler is not None and self.tiler.splits(x):
             content, style = self.tiler.losses(x, [track.level for track in tracks])
-            terms = [complete_terms(t.s, content[i], style[i], t.image) for i, t in enumerate(tracks)]
+            terms = [complete_terms(t.level, t.s, content[i], style[i], t.image) for i, t in enumerate(tracks)]
         else:
             with autocast(self.device, self.precision):
                 feats = self.net(x, self.layers)

@@ -21,6 +21,7 @@ from nst_core.errors import SettingsError
 from nst_core.images import load_image, resize_long_side
 from nst_core.losses import LossTerms, content_loss, gram_matrix, layer_weights, style_loss, tv_loss
 from nst_core.settings import Settings
+from nst_core.temporal import Guide, temporal_loss
 from nst_core.tensors import to_image, to_tensor
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Level:
     grams: dict[str, Tensor]  # blended Gram matrices of the style images at this level's size
     content_weights: dict[str, float]  # per layer, normalisation included
     style_weights: dict[str, float]
+    guide: Guide | None = None  # a clip's frame: the frames before it, at this level's size, on the device
 
 
 def level_images(
@@ -142,14 +144,19 @@ def loss_terms(level: Level, s: Settings, feats: dict[str, Tensor], image: Tenso
     """The loss terms of a (1, 3, H, W) ``image`` whose features are ``feats``."""
     c = content_loss(feats, level.content_targets, level.content_weights)
     st = style_loss(feats, level.grams, level.style_weights)
-    return complete_terms(s, c, st, image)
+    return complete_terms(level, s, c, st, image)
 
 
-def complete_terms(s: Settings, content: Tensor, style: Tensor, image: Tensor) -> LossTerms:
-    """The loss terms from the content and style losses of ``image``: its total variation, the weighted total."""
+def complete_terms(level: Level, s: Settings, content: Tensor, style: Tensor, image: Tensor) -> LossTerms:
+    """The loss terms from the content and style losses of ``image``: its total variation, a clip frame's temporal
+    term, the weighted total."""
     tv = tv_loss(image, s.tv_norm, s.normalization)
     weighted_content, weighted_style, weighted_tv = s.weighted(content, style, tv)
-    return LossTerms(content, style, tv, weighted_content + weighted_style + weighted_tv)
+    total = weighted_content + weighted_style + weighted_tv
+    if level.guide is None:
+        return LossTerms(content, style, tv, total, torch.zeros_like(tv))
+    temporal = temporal_loss(image, level.guide)
+    return LossTerms(content, style, tv, total + s.temporal_weight * temporal, temporal)
 
 
 def finish(image: Tensor, content: Tensor, s: Settings) -> Image.Image:

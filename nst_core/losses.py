@@ -30,12 +30,14 @@ _TINY = 1e-12  # a target that is all zeros (a black image, a dead layer) must n
 
 
 class LossTerms(NamedTuple):
-    """One evaluation's terms (unweighted) and their weighted total, as tensors or floats."""
+    """One evaluation's terms (unweighted) and their weighted total, as tensors or floats (``temporal``: a clip's
+    frame, ``nst_core.temporal``)."""
 
     content: Tensor
     style: Tensor
     tv: Tensor
     total: Tensor
+    temporal: Tensor
 
 
 class _Gram(torch.autograd.Function):

@@ -127,7 +127,7 @@ def _track(key: int, job: BatchJob) -> Track:
     content = _open(job.content, "content image", job.settings)
     styles = [_open(style, "style image", job.settings) for style in job.styles]
     check_sizes(content.size, [style.size for style in styles], job.settings)
-    return Track(key, job.settings, content, styles)
+    return Track(key, job.settings, content, styles, job.guide)
 
 
 def _open(image: ImageInput, role: str, s: Settings) -> Image.Image:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from nst_core.settings import Settings
+from nst_core.temporal import Guide
 
 __all__ = ["BatchJob", "ImageInput", "RenderResult", "StepInfo", "Timings"]
 
@@ -21,6 +22,7 @@ class BatchJob:
     content: ImageInput
     styles: Sequence[ImageInput]
     settings: Settings
+    guide: Guide | None = None  # a clip's frame: the frames before it, warped (``nst_core.video.chain``)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class StepInfo:
     lr: float
     elapsed_s: float  # since the optimisation started
     level: int = 1  # multi-scale level, 1 = the smallest
+    temporal: float = 0.0  # a clip's frame: the temporal term (unweighted)
 
 
 @dataclass(frozen=True)

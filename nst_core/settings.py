@@ -27,6 +27,7 @@ T = TypeVar("T")  # a loss term: a float, or a tensor
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.04}  # Adam: gordicaleksa's 10 on the 0-255 scale, per pixel
 # Loss weights per normalization: (content, style, tv).
 DEFAULT_WEIGHTS = {"target": (1.0, 3.0, 0.1), "reference": (1e5, 3e4, 1.0)}
+TEMPORAL_WEIGHT, FRAME_ITERATIONS = 100.0, 150  # clips: picked with bench/video.py
 INIT_MODES = ("content", "noise", "style")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -38,12 +39,16 @@ class Knob:
     per_image: bool = False  # each image of a batch may have its own (``nst_core.batch_key`` leaves it out)
     pixels: bool = True  # it can change the picture, so it is part of a pair's fingerprint and id
     compared: bool = True  # the gallery tells pairs apart by it
+    clip: bool = False  # only a clip's frames use it: a still's fingerprint leaves it out
 
 
 PER_IMAGE = Knob(per_image=True)  # targets, loss weights, optimiser state: each image's own
 SPEED = Knob(pixels=False)  # how fast it runs, not what it makes: finished pairs keep their ids when it changes
 INPUT_LIMIT = Knob(per_image=True, pixels=False)  # which inputs it accepts
 PLACE = Knob(pixels=False, compared=False)  # where it runs says nothing about the picture
+CLIP = Knob(clip=True)  # how a clip's frames render
+CLIP_PER_IMAGE = Knob(per_image=True, clip=True)
+CLIP_LIMIT = Knob(per_image=True, pixels=False, clip=True)  # which clips it accepts
 _LIST_FIELDS = ("content_layers", "content_layer_weights", "style_layers", "style_layer_weights", "style_weights")
 
 
@@ -166,6 +171,33 @@ class Settings(BaseModel):
     )
     snapshot_every: Annotated[int, PER_IMAGE] = Field(
         0, ge=0, description="Keep a snapshot every N iterations (0: none)."
+    )
+    temporal_weight: Annotated[float, CLIP_PER_IMAGE] = Field(
+        TEMPORAL_WEIGHT,
+        ge=0,
+        description="Clips: weight of the temporal term (Ruder et al.), which holds each frame to the stylised frame "
+        "before it, warped along the content's optical flow. 0: every frame on its own, as a still.",
+    )
+    frame_iterations: Annotated[int, CLIP] = Field(
+        FRAME_ITERATIONS,
+        ge=1,
+        le=100_000,
+        description="Clips: optimisation steps of each frame after the first, which starts from the frame before "
+        "it, warped (single-scale, at image_size). The first frame takes iterations.",
+    )
+    long_term: Annotated[bool, CLIP_PER_IMAGE] = Field(
+        False, description="Clips: hold each frame to frames t-2 and t-4 as well, where t-1 cannot be followed."
+    )
+    flow: Annotated[Literal["dis", "farneback"], CLIP] = Field(
+        "dis", description="Clips: optical flow between content frames (OpenCV's DIS, or Farneback)."
+    )
+    frame_start: Annotated[int, CLIP_PER_IMAGE] = Field(0, ge=0, description="Clips: the first frame, counting from 0.")
+    frame_end: Annotated[int | None, CLIP_PER_IMAGE] = Field(
+        None, ge=1, description="Clips: the frame to stop before (default: the clip's end)."
+    )
+    frame_step: Annotated[int, CLIP_PER_IMAGE] = Field(1, ge=1, description="Clips: take every Nth frame.")
+    max_frames: Annotated[int, CLIP_LIMIT] = Field(
+        2000, ge=1, description="Clips: refuse a clip from which more frames than this are selected."
     )
     max_pixels: Annotated[int, INPUT_LIMIT] = Field(
         64_000_000,

@@ -17,7 +17,7 @@ def quadratic(image: torch.Tensor, calls: list[torch.Tensor]) -> LossTerms:
     calls.append(image.detach().clone())
     content = (image - 1).pow(2).sum()
     zero = torch.zeros(())
-    return LossTerms(content, zero, zero, 3 * content)
+    return LossTerms(content, zero, zero, 3 * content, zero)
 
 
 def alone(image: torch.Tensor, loss_terms: Callable[[], LossTerms]) -> Objective:
