@@ -24,7 +24,15 @@ from prefect.utilities.urls import url_for
 
 from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
 from tasks.manifest.read import Pair, manifest_name
-from tasks.render import build_gallery_task, check_output, load_manifest, render_batch, render_pair, select_pairs
+from tasks.render import (
+    build_gallery_task,
+    check_output,
+    load_manifest,
+    render_batch,
+    render_chains,
+    render_pair,
+    select_pairs,
+)
 from tasks.runs import progress, stopping
 from tasks.runs.failures import failure_of
 from tasks.runs.links import Links, md_code, md_link
@@ -159,14 +167,21 @@ def render_pairs(
 
     ``artifact`` is the parent run's progress artifact (the one its UI page shows), updated as pairs end.
     """
+    stills, clips = [p for p in pairs if not p.clip], [p for p in pairs if p.clip]
+    submitted: dict[PrefectFuture[Any], list[Pair]] = {}
     with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
         if options.batch_size > 1:  # pairs of one batch key together (tasks.runs.pairs.batches)
-            groups = batches(pairs, options.batch_size)
-            futures = render_batch.map(groups, options=unmapped(options), run_id=unmapped(run_id))
+            groups = batches(stills, options.batch_size)
+            futures = render_batch.map(groups, options=unmapped(options), run_id=unmapped(run_id)) if groups else []
         else:
-            groups = [[pair] for pair in pairs]
-            futures = render_pair.map(pairs, options=unmapped(options), run_id=unmapped(run_id))
-    outcomes = _collect(dict(zip(futures, groups, strict=True)), artifact)
+            groups = [[pair] for pair in stills]
+            futures = render_pair.map(stills, options=unmapped(options), run_id=unmapped(run_id)) if stills else []
+        submitted |= dict(zip(futures, groups, strict=True))
+        if clips:  # chains of frames; frame t of up to batch_size chains together
+            chains = batches(clips, options.batch_size)
+            futures = render_chains.map(chains, options=unmapped(options), run_id=unmapped(run_id))
+            submitted |= dict(zip(futures, chains, strict=True))
+    outcomes = _collect(submitted, artifact)
     return verdict([outcome.status for outcome in outcomes], outcomes)
 
 

@@ -38,7 +38,13 @@ def print_summary(summary: RunSummary, summary_file: str, width: int | None = No
 def _summary_table(summary: RunSummary, width: int) -> list[str]:
     """The table's lines: row, pair (its label), status, time, reason; at most ``width`` columns."""
     cells = [
-        (str(r.row), r.label or r.id, str(r.status), f"{r.time_s:.1f} s" if r.time_s is not None else "", r.reason)
+        (
+            str(r.row),
+            r.label or r.id,
+            f"{r.status} {r.frames} frames" if r.frames else str(r.status),
+            f"{r.time_s:.1f} s" if r.time_s is not None else "",
+            r.reason,
+        )
         for r in summary.pairs
     ]
     headers = ("row", "pair", "status", "time", "reason")

@@ -14,6 +14,7 @@ from nst_core import StepInfo
 from tasks.gallery.build import build_gallery
 from tasks.manifest.read import Manifest, Pair
 from tasks.runs import progress
+from tasks.runs.chains import run_chains
 from tasks.runs.checks import check_output_root, open_manifest
 from tasks.runs.devices import device_slot
 from tasks.runs.failures import failure_of
@@ -23,7 +24,15 @@ from tasks.runs.records import GalleryResult, Outcome
 from tasks.runs.report import step_text
 from tasks.storage.records import Status
 
-__all__ = ["build_gallery_task", "check_output", "load_manifest", "render_batch", "render_pair", "select_pairs"]
+__all__ = [
+    "build_gallery_task",
+    "check_output",
+    "load_manifest",
+    "render_batch",
+    "render_chains",
+    "render_pair",
+    "select_pairs",
+]
 
 
 @task(cache_policy=NO_CACHE)
@@ -64,34 +73,65 @@ def _batch_name(parameters: dict[str, Any]) -> str:
 def render_batch(pairs: list[Pair], options: RunOptions, run_id: str) -> list[Outcome] | State:
     """Render pairs of one batch key together on a free GPU (or the CPU): one outcome per pair, as
     ``render_pair``'s; a batch with a failed pair ends as a Failed task run naming it."""
-    outcomes = _render_on_a_device(pairs, options, run_id)
+    return _ended_batch(pairs, _render_on_a_device(pairs, options, run_id))
+
+
+def _chains_name(parameters: dict[str, Any]) -> str:
+    pairs = parameters["pairs"]
+    return f"render clip {pairs[0].label}" + (f" +{len(pairs) - 1}" if len(pairs) > 1 else "")
+
+
+@task(task_run_name=_chains_name, cache_policy=NO_CACHE)
+def render_chains(pairs: list[Pair], options: RunOptions, run_id: str) -> list[Outcome] | State:
+    """Render clip rows of one batch key on a free GPU (or the CPU), frame t of each together
+    (``tasks.runs.chains``): one outcome per clip; with a failed clip, a Failed task run naming it."""
+    return _ended_batch(pairs, _render_on_a_device(pairs, options, run_id, clips=True))
+
+
+def _ended_batch(pairs: list[Pair], outcomes: list[Outcome]) -> list[Outcome] | State:
     failed = [f"{outcome.pair_id}: {outcome.reason}" for outcome in outcomes if outcome.status == Status.FAILED]
     if failed:
         return Failed(message=f"{len(failed)} of {len(pairs)} pairs failed; {'; '.join(failed)}", data=outcomes)
     return outcomes
 
 
-def _render_on_a_device(pairs: list[Pair], options: RunOptions, run_id: str) -> list[Outcome]:
-    """``run_batch`` on a free GPU (or the CPU), with progress events and the loss terms in the task's log; the
-    outcomes without their tracebacks (state data stays small: the log and the failure records have them)."""
+def _render_on_a_device(pairs: list[Pair], options: RunOptions, run_id: str, clips: bool = False) -> list[Outcome]:
+    """``run_batch`` (``run_chains``: ``clips``) on a free GPU (or the CPU), with progress events and the loss
+    terms in the task's log; the outcomes without their tracebacks (state data stays small: the log and the
+    failure records have them)."""
     logger = get_run_logger()
     who = {pair.pair_id: f"{pair.pair_id}: " if len(pairs) > 1 else "" for pair in pairs}  # a batch's log names them
-    steps = [_step_logger(pair, options.log_every, logger, who[pair.pair_id]) for pair in pairs]
+    totals = {index: pair.settings.total_iterations for index, pair in enumerate(pairs)}
+    steps = [
+        _step_logger(pair, options.log_every, logger, who[pair.pair_id], totals, i) for i, pair in enumerate(pairs)
+    ]
+
+    def started(index: int, iterations: int) -> None:
+        pair, totals[index] = pairs[index], iterations
+        progress.emit(progress.PairStarted(pair.pair_id, pair.label, pair.row, iterations))
+
     with device_slot() as device:
-        for pair in pairs:
-            progress.emit(progress.PairStarted(pair.pair_id, pair.label, pair.row, pair.settings.total_iterations))
-        outcomes = run_batch(pairs, options, device, lambda index, step: steps[index](step), run_id)
+        on_step = lambda index, step: steps[index](step)  # noqa: E731
+        if clips:
+            outcomes = run_chains(pairs, options, device, on_step, run_id, on_start=started)
+        else:
+            for index in range(len(pairs)):
+                started(index, totals[index])
+            outcomes = run_batch(pairs, options, device, on_step, run_id)
     for outcome in outcomes:
         if outcome.status == Status.FAILED:
             logger.error("%s%s\n%s", who[outcome.pair_id], outcome.reason, outcome.traceback)
     return [outcome.model_copy(update={"traceback": ""}) for outcome in outcomes]
 
 
-def _step_logger(pair: Pair, log_every: int, logger: Any, prefix: str) -> Callable[[StepInfo], None]:
-    """Report ``pair``'s steps as progress events, and its weighted loss terms every ``log_every`` iterations."""
-    total = pair.settings.total_iterations
+def _step_logger(
+    pair: Pair, log_every: int, logger: Any, prefix: str, totals: dict[int, int], index: int
+) -> Callable[[StepInfo], None]:
+    """Report ``pair``'s steps as progress events, and its weighted loss terms every ``log_every`` iterations
+    (of ``totals[index]``: a clip's, all its frames', is known once its clip is read)."""
 
     def on_step(step: StepInfo) -> None:
+        total = totals[index]
         progress.emit(progress.PairStep(pair.pair_id, step))
         if step.iteration == 1 or step.iteration % log_every == 0 or step.iteration == total:
             text = step_text(step, pair.settings)

@@ -53,7 +53,7 @@ def parse_sweeps(values: Mapping[str, Any]) -> dict[str, list[Any]]:
             settings = Settings.from_values(combination)
         except SettingsError as exc:
             raise _named(exc, combination, sweeps) from None
-        key = Pair("", 0, "", (), settings).fingerprint  # what a pair id is made of
+        key = Pair("", 0, "", (), settings, clip=True).fingerprint  # what a pair id is made of (a clip's: all)
         if key in seen:
             name = next(n for n in sweeps if seen[key][n] != combination[n])
             same = f"{seen[key][name]} and {combination[name]} give the same render"

@@ -23,6 +23,7 @@ from nst_core import InputError, Settings, SettingsError
 from nst_core.catalogue import RANDOM_WEIGHTS
 from nst_core.images import read_bytes
 from nst_core.settings import INIT_MODES, parse_list
+from nst_core.video import looks_like_clip
 from tasks.storage.root import RESERVED
 
 __all__ = [
@@ -57,11 +58,13 @@ class Pair:
     settings: Settings
     tags: tuple[str, ...] = ()
     label: str = ""  # for people: ``content x style``, and what tells it from its variants (``labelled``)
+    clip: bool = False  # the content is a clip (``nst_core.video.looks_like_clip``): a chain of frames
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the resolved inputs and every setting that changes the pixels."""
-        payload = {"content": self.content, "styles": self.styles, "settings": _pixel_settings(self.settings)}
+        """Hash of the resolved inputs and every setting that changes the pixels (a clip's settings for a clip)."""
+        settings = _pixel_settings(self.settings, self.clip)
+        payload = {"content": self.content, "styles": self.styles, "settings": settings}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -194,7 +197,8 @@ def _parse_row(
         errors.append(
             RowError.at(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles")
         )
-    pair = Pair("", row, content, styles, settings, tuple(parse_list(cells.get("tags", ""))))
+    tags = tuple(parse_list(cells.get("tags", "")))
+    pair = Pair("", row, content, styles, settings, tags, clip=looks_like_clip(cells["content"]))
     user_id = cells.get("id", "")
     if user_id in RESERVED:
         errors.append(RowError.at(row, "id", f"{user_id!r} is reserved for the folder of {RESERVED[user_id]}"))
@@ -268,10 +272,11 @@ def _auto_id(pair: Pair) -> str:
     return f"{slug[:80]}-{pair.fingerprint[:8]}"
 
 
-def _pixel_settings(settings: Settings) -> dict[str, Any]:
+def _pixel_settings(settings: Settings, clip: bool) -> dict[str, Any]:
     """The settings that can change the picture (``Knob.pixels``; channels_last predates the knobs, and stays
-    in, so that finished pairs keep their ids)."""
-    return settings.model_dump(mode="json", include=Settings.names(pixels=True))
+    in, so that finished pairs keep their ids), those of clips (``Knob.clip``) for a clip only."""
+    names = Settings.names(pixels=True) - (frozenset() if clip else Settings.names(clip=True))
+    return settings.model_dump(mode="json", include=names)
 
 
 def _slug(text: str) -> str:

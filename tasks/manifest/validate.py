@@ -52,8 +52,12 @@ def validate(manifest: Manifest) -> list[RowError]:
 
 def _uses(pair: Pair) -> Iterable[tuple[str, tuple[str, ...]]]:
     """(column, check) for each input and the weights of ``pair``."""
-    limit = str(pair.settings.max_pixels)
-    yield "content", ("image", pair.content, "content image", limit)
+    limit, s = str(pair.settings.max_pixels), pair.settings
+    if pair.clip:
+        frames = (str(s.frame_start), str(s.frame_end or ""), str(s.frame_step), str(s.max_frames))
+        yield "content", ("clip", pair.content, "content clip", *frames)
+    else:
+        yield "content", ("image", pair.content, "content image", limit)
     for uri in pair.styles:
         yield "style", ("image", uri, "style image", limit)
     if pair.settings.init not in INIT_MODES:
@@ -72,6 +76,8 @@ def _check(check: tuple[str, ...], blobs: dict[str, bytes | StorageError]) -> Si
     """What ``check`` found: an image's size, or why it fails (None: weights that load)."""
     if check[0] == "weights":
         return check_weights(*check[1:])
+    if check[0] == "clip":
+        return _check_clip(*check[1:])
     _, uri, role, limit = check
     data = blobs[uri]
     try:
@@ -82,6 +88,18 @@ def _check(check: tuple[str, ...], blobs: dict[str, bytes | StorageError]) -> Si
         return str(exc)
 
 
+def _check_clip(uri: str, role: str, start: str, end: str, step: str, max_frames: str) -> Size | str:
+    """A clip's frame size from its header, or why it cannot be used (unreadable, nothing or too much selected)."""
+    from nst_core.video.clips import FrameRange, probe_clip, selected  # PyAV: only for manifests with clips
+
+    try:
+        info = probe_clip(uri, role=role)
+        selected(info, FrameRange(int(start), int(end) if end else None, int(step)), int(max_frames), uri, role)
+    except NstError as exc:
+        return str(exc)
+    return info.width, info.height
+
+
 def _reason(pair: Pair, column: str, check: tuple[str, ...], found: Size | str | None) -> str | None:
     """Why ``check`` fails for ``pair``: its own reason, or (a content or style image that decodes) its size
     at the pair's levels, as the render checks it before it starts."""
@@ -89,8 +107,7 @@ def _reason(pair: Pair, column: str, check: tuple[str, ...], found: Size | str |
         return found
     if column not in ("content", "style") or (problem := size_problem(found, column == "style", pair.settings)) is None:
         return None
-    _, uri, role, _ = check
-    return f"{role} {uri} {problem}"
+    return f"{check[2]} {check[1]} {problem}"
 
 
 def _device_problem(device: str) -> str | None:

@@ -180,6 +180,13 @@ def _release(lease: Lease, retry_for_s: float) -> None:
 
 
 def _fetch(pair: Pair, run: _Run) -> _Inputs:
+    [content, *styles], checksums = read_images(pair, run, [(pair.content, "content image")])
+    return _Inputs(content, styles, checksums)
+
+
+def read_images(pair: Pair, run: _Run, first: list[tuple[str, str]] = ()) -> tuple[list[Image.Image], dict[str, str]]:
+    """The images ``first`` ((uri, role), ...) then ``pair``'s styles, each read once per run; and the sha256 of
+    each one's bytes, by URI."""
     data: dict[str, bytes] = {}
 
     def image(uri: str, role: str) -> Image.Image:
@@ -189,9 +196,8 @@ def _fetch(pair: Pair, run: _Run) -> _Inputs:
         data[uri] = fetch(uri, role, run.run_id, read)
         return decode_image(data[uri], uri, role, max_pixels=pair.settings.max_pixels)
 
-    content = image(pair.content, "content image")
-    styles = [image(uri, "style image") for uri in pair.styles]
-    return _Inputs(content, styles, {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()})
+    images = [image(uri, role) for uri, role in [*first, *((uri, "style image") for uri in pair.styles)]]
+    return images, {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()}
 
 
 def _clear_snapshots(pair: Pair, run: _Run) -> None:
@@ -302,12 +308,14 @@ def store_result(
     return record
 
 
-def _ended(pair: Pair, run: _Run, exc: Exception, batch_size: int = 1) -> Outcome:
+def _ended(pair: Pair, run: _Run, exc: Exception, batch_size: int = 1, where: str = "") -> Outcome:
     """The outcome of a pair that did not render (in a batch of ``batch_size``): cancelled (its
-    folder untouched), or failed and recorded in its failure record where the store allows."""
+    folder untouched), or failed and recorded in its failure record where the store allows. ``where``: a
+    clip's frame it stopped at, e.g. ``frame 12: ``, before the reason."""
     if isinstance(exc, stopping.Stopped):
-        return _outcome(pair, run, Status.CANCELLED, reason=str(exc))
+        return _outcome(pair, run, Status.CANCELLED, reason=where + str(exc))
     failure = failure_of(exc, pair.settings, run.device, batch_size)
+    failure = dataclasses.replace(failure, reason=where + failure.reason)
     try:
         record = failure_record(pair, failure.reason, failure.traceback)
         retry_for_s = min(run.options.retry_for_s, 30)

@@ -33,6 +33,7 @@ class Outcome(_Record):
     wall_s: float | None = None  # the pair from start to end: inputs, render, writing
     device: str = ""
     worker: str = ""  # host:pid
+    frames: str = ""  # a clip's: frames done / frames, e.g. "12/48"
     traceback: str = Field("", exclude=True)  # in the failure record and the task's log: state data stays small
 
 
@@ -62,6 +63,7 @@ class SummaryRow(_Record):
     final: LossRow | None = None
     time_s: float | None = None
     output: str = ""
+    frames: str = ""  # a clip's: frames done / frames
 
 
 class RunSummary(_Record):

@@ -34,14 +34,18 @@ if TYPE_CHECKING:
     from nst_core import StepInfo
 
 __all__ = [
+    "CLIP_VIDEOS",
     "DONE",
     "FAILED",
     "LEASE",
     "LOSSES",
+    "PREVIEW",
     "RECORD",
     "RESULT",
     "RUN_STATUSES",
     "SNAPSHOTS",
+    "SOURCE_PREVIEW",
+    "VIDEO",
     "Completion",
     "FailureRecord",
     "InputFile",
@@ -50,8 +54,11 @@ __all__ = [
     "RenderRecord",
     "RenderTimings",
     "Status",
+    "clip_files",
+    "completion_file",
     "failure_file",
     "folder_table",
+    "loss_log",
     "pair_files",
     "read_completion",
     "read_failure",
@@ -70,6 +77,8 @@ DONE = "done.json"
 FAILED = "failed.json"
 LEASE = "lease.json"
 SNAPSHOTS = "snapshots"
+VIDEO, PREVIEW, SOURCE_PREVIEW = "result.mp4", "preview.webm", "source.webm"  # a clip's
+CLIP_VIDEOS = (VIDEO, PREVIEW, SOURCE_PREVIEW)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -111,15 +120,18 @@ class LossRow(_Record):
     lr: float
     elapsed_s: float
     level: int = 1  # multi-scale level, 1 = the smallest (older logs have no levels)
+    temporal: float = 0.0  # a clip's frame after the first: the temporal term (logs of stills have none)
 
     @classmethod
     def of(cls, step: StepInfo) -> LossRow:
         return cls(**vars(step))
 
     def weighted(self, settings: Settings) -> dict[str, float]:
-        """The terms as they enter the total (``Settings.weighted``), and the total."""
+        """The terms as they enter the total (``Settings.weighted``; the temporal term where there is one), and
+        the total."""
         content, style, tv = settings.weighted(self.content, self.style, self.tv)
-        return {"content": content, "style": style, "tv": tv, "total": self.total}
+        temporal = {"temporal": settings.temporal_weight * self.temporal} if self.temporal else {}
+        return {"content": content, "style": style, "tv": tv, **temporal, "total": self.total}
 
 
 class RenderTimings(_Record):
@@ -174,16 +186,40 @@ def pair_files(
     record: RenderRecord, image: Image.Image, losses: list[LossRow], snapshots: dict[int, Image.Image]
 ) -> dict[str, bytes]:
     """A finished pair's files, in writing order: ``done.json`` last."""
-    import pandas as pd  # here: records are read where pandas is not needed (the CLI's start)
-
     files = {
         RESULT: encode_image(image, RESULT),
-        LOSSES: pd.DataFrame([row.model_dump() for row in losses]).to_csv(index=False).encode(),
+        LOSSES: loss_log(losses),
         RECORD: record.model_dump_json(indent=2).encode(),
     }
     files |= {snapshot_name(it): snapshot_file(snapshot) for it, snapshot in snapshots.items()}
+    return files | {DONE: completion_file(record)}
+
+
+def clip_files(
+    record: RenderRecord, middle: Image.Image, frames: list[LossRow], videos: dict[str, bytes]
+) -> dict[str, bytes]:
+    """A finished clip's files, in writing order: ``done.json`` last. ``middle``: its middle frame (the still that
+    stands for it); ``frames``: each frame's last loss row, its ``iteration`` the frame's number; ``videos``:
+    ``CLIP_VIDEOS``."""
+    files = {
+        RESULT: encode_image(middle, RESULT),
+        LOSSES: loss_log(frames),
+        RECORD: record.model_dump_json(indent=2).encode(),
+    }
+    return files | {name: videos[name] for name in CLIP_VIDEOS} | {DONE: completion_file(record)}
+
+
+def loss_log(rows: list[LossRow]) -> bytes:
+    """``losses.csv``; its temporal column only where there is a temporal term."""
+    import pandas as pd  # here: records are read where pandas is not needed (the CLI's start)
+
+    exclude = None if any(row.temporal for row in rows) else {"temporal"}
+    return pd.DataFrame([row.model_dump(exclude=exclude) for row in rows]).to_csv(index=False).encode()
+
+
+def completion_file(record: RenderRecord) -> bytes:
     completion = Completion.model_validate(record.model_dump(include=set(Completion.model_fields)))
-    return files | {DONE: completion.model_dump_json(indent=2).encode()}
+    return completion.model_dump_json(indent=2).encode()
 
 
 def failure_file(record: FailureRecord) -> bytes:
@@ -247,13 +283,16 @@ def folder_table() -> str:
         return ", ".join(f"`{name}`" for name in model.model_fields)
 
     rows = [
-        (RESULT, "the picture (PNG, RGB)"),
-        (LOSSES, f"one row per iteration (`LossRow`): {fields(LossRow)}"),
+        (RESULT, "the picture (PNG, RGB); a clip's middle frame"),
+        (LOSSES, f"one row per iteration (a clip's: per frame, its last) (`LossRow`): {fields(LossRow)}"),
         (RECORD, f"how it was made (`RenderRecord`): {fields(RenderRecord)}"),
         (
             f"{SNAPSHOTS}/NNNNN.png",
             "with `snapshot_every`, the image at iteration NNNNN (at its level's size), written as it is taken",
         ),
+        (VIDEO, "a clip's: the styled clip (H.264, the source's frame rate and sound)"),
+        (PREVIEW, "a clip's: a small looping preview of it (VP9 webm)"),
+        (SOURCE_PREVIEW, "a clip's: the same of the content clip"),
         (DONE, f"written last; without it the folder is unfinished (`Completion`): {fields(Completion)}"),
         (FAILED, f"why the last attempt failed; a success removes it (`FailureRecord`): {fields(FailureRecord)}"),
     ]

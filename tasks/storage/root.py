@@ -22,12 +22,32 @@ from fsspec.implementations.local import LocalFileSystem
 
 from nst_core.io_errors import storage_error
 
-__all__ = ["GALLERY", "INDEX", "RESERVED", "RUNS", "OutputRoot", "is_s3", "put_files", "write_file"]
+__all__ = [
+    "FLOWS",
+    "FRAMES",
+    "GALLERY",
+    "INDEX",
+    "RESERVED",
+    "RUNS",
+    "OutputRoot",
+    "frame_folder",
+    "is_s3",
+    "put_files",
+    "write_file",
+]
 
 GALLERY = "gallery"
 INDEX = f"{GALLERY}/index.html"
 RUNS = "runs"  # the runs' summary files
-RESERVED = {GALLERY: "the gallery", RUNS: "the runs' summaries"}  # folders no pair may take, and what they hold
+FRAMES = "frames"  # clips: each frame's folder, frames/<pair id>/<NNNNNN>/ (``frame_folder``)
+FLOWS = "flows"  # clips: optical flows, shared by every style of a clip
+# Folders no pair may take, and what they hold.
+RESERVED = {GALLERY: "the gallery", RUNS: "the runs' summaries", FRAMES: "clips' frames", FLOWS: "clips' optical flows"}
+
+
+def frame_folder(pair_id: str, index: int) -> str:
+    """Frame ``index``'s folder of the clip ``pair_id``, relative to the output root."""
+    return f"{FRAMES}/{pair_id}/{index:06d}"
 
 
 @dataclass(frozen=True)
