@@ -5,11 +5,12 @@
 - ``contents/*.html`` and ``styles/*.html``: one content (or style) across everything it met;
 - ``pairs/<id>.html``: a pair's result filling the page's main column, to compare in place with its
   content and neighbours, its snapshots, losses, inputs, settings, and links to the pairs before and after;
+  a clip's plays its result beside its source, over a strip of its frames (``tasks.gallery.clips``);
 - ``contact_sheet*.png``: labelled sheets of the grid (``tasks.gallery.images``).
 
 It reads the pair folders' records (``tasks.gallery.entries``), so it also covers the outputs of
-several runs. A pair with no result shows its last snapshot, as partial. Pages use relative links only
-(they work from disk, any static server, or a synced bucket) and no script at all.
+several runs. A pair with no result shows its last snapshot, as partial; a clip loops its preview. Pages use
+relative links only (they work from disk, any static server, or a synced bucket) and no script at all.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from tasks.gallery.chart import loss_chart
+from tasks.gallery.chart import FRAME_TITLE, X_TITLE, loss_chart
+from tasks.gallery.clips import clip_stills, frame_path, frame_strips, previews
 from tasks.gallery.entries import Entry, read_entries
 from tasks.gallery.images import (
     Store,
@@ -37,7 +39,7 @@ from tasks.gallery.images import (
 from tasks.gallery.layout import NEIGHBOURS, Layout, arrange, input_name, neighbours, page_of
 from tasks.manifest.read import Pair, manifest_name
 from tasks.runs.records import GalleryResult
-from tasks.storage.records import RESULT, Status, snapshot_name
+from tasks.storage.records import RESULT, SOURCE_PREVIEW, VIDEO, Status, snapshot_name
 from tasks.storage.root import OutputRoot
 
 __all__ = ["build_gallery"]
@@ -95,7 +97,8 @@ def build_gallery(
     layout = arrange(entries)
     store = Store(root.fs)
     thumbs, partials = thumbnails(store, root.path, gallery, entries)
-    inputs = input_images(store, gallery, entries)
+    loops = previews(store, root.path, gallery, entries)
+    inputs = input_images(store, gallery, entries, clip_stills(store, root.path, entries))
     bad_rows = sorted((problems or {}).items())
     counts = {s: sum(e.status == s for e in entries) for s in SHOWN}
     counts[Status.FAILED] += len(bad_rows)
@@ -103,6 +106,7 @@ def build_gallery(
     heading = f"{title} · {datetime.now(UTC):%Y-%m-%d} · " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     sheets = contact_sheets(store, gallery, layout, heading, thumbs, inputs)
     page = {"title": title, "layout": layout, "thumbs": thumbs, "partials": partials, "inputs": inputs}
+    page["previews"] = loops
     page["name"] = input_name
     contents = {e.content: page_of("contents", e.content) for e in entries}
     styles = {e.column: page_of("styles", e.column) for e in entries}
@@ -118,7 +122,8 @@ def build_gallery(
             bad_rows=bad_rows,
         )
     }
-    context = {**page, "cards": _cards(entries, layout, thumbs, partials), "contents": contents, "styles": styles}
+    context = {**page, "cards": _cards(entries, layout, page), "contents": contents, "styles": styles}
+    context["strips"] = frame_strips(store, root.path, gallery, entries)
     files |= _subset_pages(gallery, entries, context)
     files |= _detail_pages(gallery, entries, context, _picture_sizes(store, root, entries))
     store.put({path: text.encode() for path, text in files.items()})
@@ -132,9 +137,7 @@ def build_gallery(
     )
 
 
-def _cards(
-    entries: list[Entry], layout: Layout, thumbs: dict[str, str], partials: dict[str, str]
-) -> dict[str, dict[str, Markup]]:
+def _cards(entries: list[Entry], layout: Layout, page: dict[str, Any]) -> dict[str, dict[str, Markup]]:
     """Each pair's link from a page one folder down, rendered once per caption: naming its style
     (for pages of its content), its content (for pages of its style), or only what sets it apart
     (beside its own variants)."""
@@ -143,7 +146,14 @@ def _cards(
     for e in entries:
         named = {"style": input_name(e.column), "content": input_name(e.content), "variant": ""}
         cards[e.pair_id] = {
-            kind: link(e, thumbs, " · ".join(filter(None, [name, layout.describe(e)])), "../", partials)
+            kind: link(
+                e,
+                page["thumbs"],
+                " · ".join(filter(None, [name, layout.describe(e)])),
+                "../",
+                page["partials"],
+                page["previews"],
+            )
             for kind, name in named.items()
         }
     return cards
@@ -221,7 +231,10 @@ def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], si
     record = entry.rendered
     settings = entry.settings
     others = neighbours(entry, entries)
-    views = _views(entry, others, context, sizes)
+    folder = f"../../{quote(entry.pair_id, safe='')}"
+    clip = {"video": f"{folder}/{VIDEO}", "source": f"{folder}/{SOURCE_PREVIEW}"} if entry.clip and record else None
+    views = [] if clip else _views(entry, others, context, sizes)  # a clip's videos stand in for its pictures
+    strip = context["strips"].get(entry.pair_id, [])
     shape = next((v.size for v in views if v.size), None)  # the content's shape: every view has it
     return _render(
         "pair.html.j2",
@@ -231,11 +244,15 @@ def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], si
         final=record.final.weighted(settings) if record and settings else None,
         settings=settings.as_cells() if settings else {},
         flags=settings.flags() if settings else "",
-        chart=loss_chart(entry.losses, settings) if entry.losses and settings else None,
+        chart=loss_chart(entry.losses, settings, FRAME_TITLE if entry.clip else X_TITLE)
+        if entry.losses and settings
+        else None,
+        clip=clip,
+        frames=[(n, f"../{thumb}", f"../../{frame_path(quote(entry.pair_id, safe=''), n)}") for n, thumb in strip],
         views=views,
         margin=_view_margin(entry, views),
         aspect=shape[0] / shape[1] if shape else None,
-        snapshots=[(it, f"../../{quote(entry.pair_id, safe='')}/{snapshot_name(it)}") for it in entry.snapshots],
+        snapshots=[(it, f"{folder}/{snapshot_name(it)}") for it in entry.snapshots],
         total=settings.total_iterations if settings else None,
         neighbours={
             NEIGHBOURS[kind]: [context["cards"][o.pair_id][kind] for o in group]

@@ -1,4 +1,5 @@
-"""An inline SVG chart of the weighted loss terms over iterations (log scale), with axis titles and ticks."""
+"""An inline SVG chart of the weighted loss terms over iterations, or a clip's frames (log scale), with axis titles
+and ticks."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from nst_core import Settings
 if TYPE_CHECKING:
     from tasks.storage.records import LossRow
 
-__all__ = ["Chart", "loss_chart"]
+__all__ = ["FRAME_TITLE", "Chart", "loss_chart"]
 
 # Drawn 1:1 across a detail page's main column at 1400 px; the margins hold the ticks and the axis titles.
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 900, 320, 76, 16, 14, 48
-X_TITLE, Y_TITLE = "iteration", "loss, weighted (log scale)"
+X_TITLE, FRAME_TITLE, Y_TITLE = "iteration", "frame", "loss, weighted (log scale)"
 X_TICKS = 8  # about as many iteration ticks
-# Drawn in this order: the total last, on top of the term that dominates it.
-SERIES = (("content", "#4fa3ff"), ("style", "#ff7a59"), ("tv", "#7bd88f"), ("total", "#f2f2f2"))
+# Drawn in this order: the total last, on top of the term that dominates it. A term a log lacks (temporal: a
+# clip's, from its second frame) draws no line.
+SERIES = (
+    ("content", "#4fa3ff"),
+    ("style", "#ff7a59"),
+    ("tv", "#7bd88f"),
+    ("temporal", "#d68cff"),
+    ("total", "#f2f2f2"),
+)
 MAX_POINTS = 300
 
 
@@ -34,15 +42,16 @@ class Chart:
     y_title: str = Y_TITLE
 
 
-def loss_chart(losses: list[LossRow], settings: Settings) -> Chart | None:
-    """Chart of the weighted terms (each times its weight, as they enter the total) and the total."""
+def loss_chart(losses: list[LossRow], settings: Settings, x_title: str = X_TITLE) -> Chart | None:
+    """Chart of the weighted terms (each times its weight, as they enter the total) and the total, over
+    ``x_title`` (``FRAME_TITLE`` for a clip's log: one row per frame)."""
     if not losses:
         return None
     step = math.ceil(len(losses) / MAX_POINTS)
     rows = losses[::step] + ([losses[-1]] if (len(losses) - 1) % step else [])
     its = [r.iteration for r in rows]
     weighted = [r.weighted(settings) for r in rows]
-    series = {name: [w[name] for w in weighted] for name, _ in SERIES}
+    series = {name: [w.get(name, 0.0) for w in weighted] for name, _ in SERIES}
     positive = [v for values in series.values() for v in values if v > 0 and math.isfinite(v)]
     if not positive:
         return None
@@ -65,7 +74,7 @@ def loss_chart(losses: list[LossRow], settings: Settings) -> Chart | None:
             lines.append((name, colour, points))
     y_ticks = [(y(value), label) for value, label in _log_ticks(lo, hi)]
     x_ticks = [(x(i), str(i)) for i in _iteration_ticks(its[0], its[-1])]
-    return Chart(WIDTH, HEIGHT, lines, y_ticks, x_ticks, (LEFT, TOP, right, bottom))
+    return Chart(WIDTH, HEIGHT, lines, y_ticks, x_ticks, (LEFT, TOP, right, bottom), x_title)
 
 
 def _log_ticks(lo: int, hi: int) -> list[tuple[float, str]]:

@@ -2,6 +2,8 @@
 
 A finished pair's snapshots follow from its settings; the snapshots of a failed pair, or of a manifest's
 pair that never finished (stopped), are listed from its folder: the last one is its partial picture.
+A clip (its content a video or a folder of frames) is known by its frames' folder (``frames/<pair id>/``) or
+its content's name; its folder holds no snapshots.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from nst_core import Settings
+from nst_core.video import looks_like_clip
 from tasks.storage.records import (
     DONE,
     FAILED,
@@ -30,7 +33,7 @@ from tasks.storage.records import (
     snapshot_iteration,
     snapshot_iterations,
 )
-from tasks.storage.root import RESERVED, OutputRoot
+from tasks.storage.root import FRAMES, RESERVED, OutputRoot
 
 if TYPE_CHECKING:
     from tasks.manifest.read import Pair
@@ -54,6 +57,7 @@ class Entry:
     losses: list[LossRow] = field(default_factory=list)
     note: str = ""  # for a pending pair: the settings that would show its row's results
     snapshots: dict[int, int] = field(default_factory=dict)  # iteration -> file size (0: not listed), in order
+    clip: bool = False  # a clip: its losses are one row per frame, its folder holds its videos
 
     @property
     def column(self) -> str:
@@ -99,6 +103,9 @@ def read_entries(out: str, pairs: list[Pair] | None = None) -> list[Entry]:
     """
     root = OutputRoot.open(out)
     found, folders = _found(root)
+    clips = _names(root, FRAMES)
+    for entry in found.values():
+        entry.clip = entry.pair_id in clips or looks_like_clip(entry.content)
     if pairs is None:
         entries = sorted(found.values(), key=lambda e: (e.content, e.column, e.pair_id))
     else:
@@ -108,11 +115,11 @@ def read_entries(out: str, pairs: list[Pair] | None = None) -> list[Entry]:
         for pair in pairs:
             entry = found.get(pair.pair_id)
             if entry is None:
-                entry = Entry(pair.pair_id, Status.PENDING, pair.content, pair.styles, pair.settings)
+                entry = Entry(pair.pair_id, Status.PENDING, pair.content, pair.styles, pair.settings, clip=pair.clip)
                 entry.note = _other_settings(pair, others)
             entries.append(entry)
     for entry in entries:
-        if entry.rendered:
+        if entry.rendered and not entry.clip:
             entry.snapshots = dict.fromkeys(snapshot_iterations(entry.rendered.settings), 0)
         elif entry.pair_id in folders:  # failed, or stopped: whatever snapshots it took
             entry.snapshots = _listed_snapshots(root, entry.pair_id)
@@ -126,6 +133,14 @@ def _found(root: OutputRoot) -> tuple[dict[str, Entry], set[str]]:
     blobs = fs.cat([f"{f}/{n}" for f in folders for n in _FILES], on_error="omit") if folders else {}
     entries = (_entry(posixpath.basename(f), {n: blobs.get(f"{f}/{n}") for n in _FILES}) for f in folders)
     return {entry.pair_id: entry for entry in entries if entry is not None}, {posixpath.basename(f) for f in folders}
+
+
+def _names(root: OutputRoot, folder: str) -> set[str]:
+    """The names in ``folder`` of ``root`` (none if it cannot be listed)."""
+    try:
+        return {posixpath.basename(p.rstrip("/")) for p in root.fs.ls(f"{root.path}/{folder}", detail=False)}
+    except Exception:  # no such folder (FileNotFoundError), or a store that is away: known by their names only
+        return set()
 
 
 def _listed_snapshots(root: OutputRoot, pair_id: str) -> dict[int, int]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -24,12 +25,15 @@ __all__ = [
     "Store",
     "contact_sheets",
     "input_images",
+    "keyed_thumbnails",
     "png_size",
     "thumbnails",
 ]
 
 THUMB, PREVIEW = 480, 768  # result thumbnails fill a 3-column grid on a wide screen; input previews
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+Still = Callable[[], Image.Image | None]  # a picture of an input that is not one (a clip), None if there is none
 
 # Contact sheets: cells of CELL px, at most SHEET_ROWS x SHEET_COLUMNS per sheet, readable as written.
 CONTACT_SHEET = "contact_sheet.png"
@@ -55,21 +59,24 @@ def thumbnails(store: Store, root: str, gallery: str, entries: list[Entry]) -> t
             tag = hashlib.sha256(f"{e.partial}\0{e.snapshots[e.partial]}".encode()).hexdigest()[:8]
             source = f"{root}/{e.pair_id}/{snapshot_name(e.partial)}"
             wanted[e.pair_id] = (source, f"thumbs/{e.pair_id}-partial-{tag}.jpg")
-    made = _thumbnails(store, gallery, wanted)
+    made = keyed_thumbnails(store, gallery, wanted)
     return {p: t for p, t in made.items() if p in results}, {p: t for p, t in made.items() if p not in results}
 
 
-def _thumbnails(store: Store, gallery: str, wanted: dict[str, tuple[str, str]]) -> dict[str, str]:
-    """pair id -> thumbnail name, of the pictures ``wanted`` (pair id -> (picture path, thumbnail name)); the
-    thumbnails that exist are kept, the others made; a picture that cannot be read has none."""
+def keyed_thumbnails(store: Store, gallery: str, wanted: dict[K, tuple[str, str]], size: int = THUMB) -> dict[K, str]:
+    """key -> thumbnail name (``thumbs/...``), of the pictures ``wanted`` (key -> (picture path, thumbnail name)),
+    at most ``size`` px; the thumbnails that exist are kept, the others made; a picture that cannot be read has
+    none."""
+    if not wanted:  # no listing: each is a request on S3
+        return {}
     existing = store.names(f"{gallery}/thumbs")
-    todo = {pid: wanted[pid] for pid, (_, name) in wanted.items() if name not in existing}
+    todo = {key: wanted[key] for key, (_, name) in wanted.items() if name not in existing}
     blobs = store.cat([source for source, _ in todo.values()])
     with ThreadPoolExecutor() as pool:  # Pillow releases the GIL while decoding and resizing
-        thumbs = pool.map(lambda pid: _jpeg(blobs.get(todo[pid][0]), THUMB), todo)
-        made = {pid: data for pid, data in zip(todo, thumbs, strict=True) if data}
-    store.put({f"{gallery}/{todo[pid][1]}": data for pid, data in made.items()})
-    return {pid: name for pid, (_, name) in wanted.items() if pid not in todo or pid in made}
+        thumbs = pool.map(lambda key: _jpeg(blobs.get(todo[key][0]), size), todo)
+        made = {key: data for key, data in zip(todo, thumbs, strict=True) if data}
+    store.put({f"{gallery}/{todo[key][1]}": data for key, data in made.items()})
+    return {key: name for key, (_, name) in wanted.items() if key not in todo or key in made}
 
 
 def png_size(head: bytes) -> tuple[int, int] | None:
@@ -79,8 +86,12 @@ def png_size(head: bytes) -> tuple[int, int] | None:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def input_images(store: Store, gallery: str, entries: list[Entry]) -> dict[str, dict[str, str]]:
-    """input URI -> {"thumb": ..., "preview": ...} relative to the gallery; unreadable inputs are left out."""
+def input_images(
+    store: Store, gallery: str, entries: list[Entry], stills: dict[str, Still] | None = None
+) -> dict[str, dict[str, str]]:
+    """input URI -> {"thumb": ..., "preview": ...} relative to the gallery; unreadable inputs are left out. The
+    inputs in ``stills`` (clips) are pictured by what those give, never read."""
+    stills = stills or {}
     files = [f for e in entries if e.record for f in [e.record.content, *e.record.styles]]
     files += [InputFile(uri=uri) for e in entries for uri in [e.content, *e.styles]]
     keys: dict[str, str] = {}
@@ -90,7 +101,7 @@ def input_images(store: Store, gallery: str, entries: list[Entry]) -> dict[str, 
     existing = store.names(f"{gallery}/inputs")
     todo = [uri for uri, key in keys.items() if f"inputs/{key}.jpg" not in existing]
     with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads
-        made = dict(zip(todo, pool.map(_input_files, todo), strict=True))
+        made = dict(zip(todo, pool.map(lambda uri: _input_files(uri, stills.get(uri)), todo), strict=True))
     store.put(
         {
             f"{gallery}/inputs/{keys[uri]}{suffix}": data
@@ -256,9 +267,11 @@ def _fit(text: str, width: float, font: ImageFont.FreeTypeFont | ImageFont.Image
 # Any file may be damaged, huge or missing: the gallery leaves its picture out and never fails for it.
 
 
-def _input_files(uri: str) -> dict[str, bytes] | None:
+def _input_files(uri: str, still: Still | None = None) -> dict[str, bytes] | None:
     try:
-        image = decode_image(read_bytes(uri, "input image"), uri, "input image")
+        image = still() if still is not None else decode_image(read_bytes(uri, "input image"), uri, "input image")
+        if image is None:
+            return None
         return {".jpg": _encode(image, THUMB), "-preview.jpg": _encode(image, PREVIEW)}
     except Exception as exc:
         log.debug("gallery: no picture of %s: %s", uri, exc)

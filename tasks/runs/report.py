@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import posixpath
 import shlex
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from nst_core.io_errors import storage_error
 from tasks.manifest.read import Manifest, Pair, manifest_name
 from tasks.runs.links import Links, md_code, md_escape, md_image, md_link
 from tasks.runs.records import GalleryResult, Outcome, RunSummary, SummaryRow
-from tasks.storage.records import RESULT, LossRow, Status
+from tasks.storage.records import RESULT, VIDEO, LossRow, Status
 from tasks.storage.retries import retry_transient
 from tasks.storage.root import RUNS, OutputRoot, write_file
 
@@ -56,7 +57,8 @@ def _row(pair: Pair, outcome: Outcome, root: OutputRoot) -> SummaryRow:
         reason=outcome.reason,
         final=outcome.final,
         time_s=outcome.wall_s,
-        output=root.pair_uri(pair.pair_id, RESULT),
+        output=root.pair_uri(pair.pair_id, VIDEO if pair.clip else RESULT),  # a clip's video, not its middle frame
+        frames=outcome.frames,
     )
 
 
@@ -108,14 +110,15 @@ def artifact_key(parsed: Manifest) -> str:
 
 
 def table_rows(rows: list[SummaryRow], links: Links) -> list[dict[str, Any]]:
-    """The table artifact's rows: pair, row, status, time, result, reason (the UI renders string cells as Markdown)."""
+    """The table artifact's rows: pair, row, status, time, result (``result.png``, a clip's ``result.mp4``),
+    reason (the UI renders string cells as Markdown)."""
     return [
         {
             "pair": md_escape(r.label or r.id),
             "row": r.row,
             "status": str(r.status),
             "time": f"{r.time_s:.1f} s" if r.time_s is not None else "",
-            "result": _file(r.output, RESULT, links) if r.status in (Status.RENDERED, Status.SKIPPED) else "",
+            "result": _file(r.output, _name(r), links) if _finished(r) else "",
             "reason": md_escape(_brief(r.reason)),
         }
         for r in rows
@@ -128,6 +131,15 @@ def _brief(reason: str, width: int = 36) -> str:
     return reason if len(reason) <= width else f"{reason[: width // 3]}…{reason[-(width - width // 3 - 1) :]}"
 
 
+def _name(row: SummaryRow) -> str:
+    """The file name of a pair's result: ``result.png``, or a clip's ``result.mp4``."""
+    return posixpath.basename(row.output) or RESULT
+
+
+def _finished(row: SummaryRow) -> bool:
+    return row.status in (Status.RENDERED, Status.SKIPPED)
+
+
 def _file(uri: str, text: str, links: Links) -> str:
     """A link to ``uri`` where a browser opens it, else ``text`` as text (``table_description`` says where)."""
     url = links.url(uri)
@@ -135,8 +147,12 @@ def _file(uri: str, text: str, links: Links) -> str:
 
 
 def table_description(summary: RunSummary) -> str:
-    """What the table shows, and where its results are: shown above it, so the table itself stays narrow."""
-    results = md_code(OutputRoot.open(summary.out).pair_uri("<pair>", RESULT))
+    """What the table shows, and where its results are (a clip's too, if any): shown above it, so the table itself
+    stays narrow."""
+    root = OutputRoot.open(summary.out)
+    results = md_code(root.pair_uri("<pair>", RESULT))
+    if any(_name(r) == VIDEO for r in summary.pairs):
+        results += f", clips in {md_code(root.pair_uri('<pair>', VIDEO))}"
     return f"Pairs of {md_code(summary.manifest)}; results in {results}"
 
 
@@ -146,7 +162,8 @@ def sheet_urls(gallery: GalleryResult, links: Links) -> list[str]:
 
 
 def markdown_report(summary: RunSummary, links: Links) -> str:
-    """Counts, the outputs, the gallery (a link, or how to open it), its contact sheets and the failed rows."""
+    """Counts, the outputs, the gallery (a link, or how to open it), its contact sheets, the clips' videos and the
+    failed rows."""
     sheets = sheet_urls(summary.gallery, links)
     lines = [
         f"# {md_escape(summary.manifest)}",
@@ -156,6 +173,8 @@ def markdown_report(summary: RunSummary, links: Links) -> str:
         f"- Gallery: {_gallery(summary.gallery, summary.out, links)}",
         *(f"\n{md_image(f'contact sheet {n}', url)}" for n, url in enumerate(sheets, start=1)),
     ]
+    clips = [r for r in summary.pairs if _finished(r) and _name(r) == VIDEO]
+    lines += ["", "## Clips", *(_clip(r, links) for r in clips)] if clips else []
     failed = [r for r in summary.pairs if r.status == Status.FAILED]
     lines += ["", "## Failed", *(_failed(r) for r in failed)] if failed else []
     return "\n".join(lines)
@@ -174,6 +193,12 @@ def _gallery(gallery: GalleryResult, out: str, links: Links) -> str:
     if links.public_url is None:  # presigned: the page opens; its pictures only where the bucket is readable
         return f"{md_link('index.html', url)}, {shown} (pictures missing? {serve} serves all of it)"
     return f"{md_link('index.html', url)}, {shown}"
+
+
+def _clip(row: SummaryRow, links: Links) -> str:
+    """A clip and its video: a link where a browser opens it, else its path."""
+    url = links.url(row.output)
+    return f"- {md_escape(row.label or row.id)}: {md_link(VIDEO, url) if url else md_code(row.output)}"
 
 
 def _failed(row: SummaryRow) -> str:

@@ -1,12 +1,13 @@
-"""Helpers of the gallery tests: tiny renders, fake pair folders, link checks, and browser pages."""
+"""Helpers of the gallery tests: tiny renders, fake pair and clip folders, link checks, and browser pages."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from fractions import Fraction
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,20 +16,26 @@ from urllib.parse import unquote, urlsplit
 from PIL import Image
 
 from nst_core import Settings
+from nst_core.video.encode import encode_preview, encode_video
 from tasks.manifest.read import Pair, read_manifest
 from tasks.runs.failures import failure_of
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import failure_record, run_pair
 from tasks.storage.folders import write_failure, write_pair
 from tasks.storage.records import (
+    PREVIEW,
     RESULT,
+    SOURCE_PREVIEW,
+    VIDEO,
     InputFile,
     LossRow,
     RenderRecord,
     RenderTimings,
+    clip_files,
     pair_files,
     snapshot_iterations,
 )
+from tasks.storage.root import FRAMES
 from tests.conftest import make_image
 
 if TYPE_CHECKING:
@@ -135,6 +142,45 @@ class FakePair:
         write_pair(out, self.pair_id, self.files(result, size))
 
 
+def solid_frames(colours: list[tuple[int, int, int]], size: tuple[int, int] = (32, 24)) -> list[Image.Image]:
+    """A clip's frames, each of one colour (told apart after lossy encoding)."""
+    return [Image.new("RGB", size, colour) for colour in colours]
+
+
+@dataclass(frozen=True)
+class FakeClip(FakePair):
+    """A finished clip as the chain writes it (``tasks.runs.chains``): each frame's folder under ``frames/``, then
+    the clip's folder, its videos encoded for real from ``styled`` (the results) and ``source`` (the content)."""
+
+    styled: tuple[Image.Image, ...] = ()
+    source: tuple[Image.Image, ...] = ()
+
+    @property
+    def pair(self) -> Pair:
+        return replace(super().pair, clip=True)
+
+    def losses(self) -> list[LossRow]:
+        """One row per frame; a temporal term from the second frame on."""
+        return [
+            LossRow(iteration=i, content=1.0, style=0.5, tv=2.0, total=4e5, lr=1.0, elapsed_s=0.1, temporal=1e-3 * i)
+            for i in range(len(self.styled))
+        ]
+
+    def write_clip(self, out: str, work: Path) -> None:
+        """Write the frames' and the clip's folders under ``out``, encoding the videos in ``work``."""
+        for i, (frame, loss) in enumerate(zip(self.styled, self.losses(), strict=True)):
+            folder = f"{FRAMES}/{self.pair_id}/{i:06d}"
+            record = self.record().model_copy(update={"pair_id": folder, "final": loss})
+            write_pair(out, folder, pair_files(record, frame, [loss], {}))
+        work.mkdir(parents=True, exist_ok=True)
+        encode_video(self.styled, str(work / VIDEO), Fraction(8))
+        encode_preview(self.styled, str(work / PREVIEW), Fraction(8))
+        encode_preview(self.source, str(work / SOURCE_PREVIEW), Fraction(8))
+        videos = {name: (work / name).read_bytes() for name in (VIDEO, PREVIEW, SOURCE_PREVIEW)}
+        middle = self.styled[len(self.styled) // 2]
+        write_pair(out, self.pair_id, clip_files(self.record(), middle, self.losses(), videos))
+
+
 def fake_failure(out: str, pair: FakePair, error: BaseException) -> None:
     """A failed pair, recorded as the render task records it."""
     write_failure(out, pair.pair_id, failure_record(pair.pair, failure_of(error).reason))
@@ -152,9 +198,11 @@ class _Links(HTMLParser):
         self.metas: list[dict[str, str | None]] = []
         self.tags: list[str] = []
         self.attributes: set[str] = set()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []  # tag, its attributes
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        self.elements.append((tag, dict(attrs)))
         self.attributes |= {name for name, _ in attrs}
         if tag == "meta":
             self.metas.append(dict(attrs))

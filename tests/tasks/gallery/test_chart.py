@@ -8,7 +8,7 @@ import math
 import pytest
 
 from nst_core import Settings
-from tasks.gallery.chart import MAX_POINTS, loss_chart
+from tasks.gallery.chart import FRAME_TITLE, MAX_POINTS, loss_chart
 from tasks.storage.records import LossRow
 
 ONES = Settings(content_weight=1, style_weight=1, tv_weight=1)
@@ -129,3 +129,18 @@ def test_a_narrow_loss_range_still_gets_more_than_three_ticks() -> None:
     assert ys == sorted(ys, reverse=True)  # larger values higher up
     _, top, _, bottom = chart.box
     assert (ys[0], ys[-1]) == pytest.approx((bottom, top))
+
+
+def test_a_clips_chart_is_over_frames_with_its_temporal_term_weighted() -> None:
+    """A clip's log: one row per frame, the temporal term from the second frame on (0, and left out, for the first)."""
+    rows = [LossRow(iteration=f, content=1.0, style=1.0, tv=1.0, total=3.0, lr=1.0, elapsed_s=0.1) for f in range(4)]
+    rows = [row.model_copy(update={"temporal": 0.1 * row.iteration}) for row in rows]
+    chart = loss_chart(rows, Settings(content_weight=1, style_weight=1, tv_weight=1, temporal_weight=10), FRAME_TITLE)
+
+    assert [name for name, _, _ in chart.lines] == ["content", "style", "tv", "temporal", "total"]
+    temporal = points(chart.lines[3])
+    assert len(temporal) == 3  # frames 1 to 3
+    assert temporal[-1][1] == pytest.approx(points(chart.lines[-1])[-1][1], abs=0.2)  # weighted, 10 x 0.3: the total
+    assert [label for _, label in chart.x_ticks] == ["0", "1", "2", "3"]
+    assert chart.x_title == "frame"
+    assert_inside(chart)

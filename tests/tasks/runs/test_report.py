@@ -123,6 +123,35 @@ def test_report_escapes_names_and_reasons(tmp_path: Path) -> None:
     )
 
 
+def test_a_clip_links_its_video_in_the_table_and_the_report(tmp_path: Path) -> None:
+    path = tmp_path / "clips.csv"
+    path.write_text("content,style\npan.mp4,s.png\nc.png,s.png\n")
+    parsed = read_manifest(str(path))
+    clip, still = parsed.pairs
+    assert clip.clip and not still.clip
+    out, public = str(tmp_path / "out"), "https://renders.example.com/nightly"
+    summary = summarise(parsed, out, [_rendered(clip, 60.0), _rendered(still, 9.0)], [], 70.0)
+
+    assert [r.output for r in summary.pairs] == [
+        f"{out}/{clip.pair_id}/result.mp4",
+        f"{out}/{still.pair_id}/result.png",
+    ]
+    rows = table_rows(summary.pairs, Links(out, public))
+    assert [r["result"] for r in rows] == [
+        f"[result.mp4]({public}/{clip.pair_id}/result.mp4)",
+        f"[result.png]({public}/{still.pair_id}/result.png)",
+    ]
+    assert [r["result"] for r in table_rows(summary.pairs, Links(out))] == ["`result.mp4`", "`result.png`"]
+    assert table_description(summary) == (
+        f"Pairs of `{summary.manifest}`; results in `{out}/<pair>/result.png`, clips in `{out}/<pair>/result.mp4`"
+    )
+    report = markdown_report(summary, Links(out, public))
+    assert f"## Clips\n- pan \N{MULTIPLICATION SIGN} s: [result.mp4]({public}/{clip.pair_id}/result.mp4)" in report
+    assert f"## Clips\n- pan \N{MULTIPLICATION SIGN} s: `{out}/{clip.pair_id}/result.mp4`" in markdown_report(
+        summary, Links(out)
+    )
+
+
 def test_artifact_key_is_lowercase_letters_digits_and_dashes(tmp_path: Path) -> None:
     assert artifact_key(read_manifest(_manifest(tmp_path))) == "render-nightly-run"
 
