@@ -27,7 +27,17 @@ from nst_core.video.clips import FrameRange, probe_clip, read_frames
 from nst_core.video.encode import encode_preview, encode_video
 from tasks.manifest.read import Pair
 from tasks.runs.options import RunOptions
-from tasks.runs.pairs import BatchStep, _claim, _ended, _outcome, _release, _render, _Run, read_images, store_result
+from tasks.runs.pairs import (
+    BatchStep,
+    RunContext,
+    claim_all,
+    ended_outcome,
+    pair_outcome,
+    read_images,
+    release_lease,
+    render_jobs,
+    store_result,
+)
 from tasks.runs.records import Outcome
 from tasks.storage.flows import FlowStore
 from tasks.storage.folders import finished, write_pair
@@ -98,40 +108,35 @@ def run_chains(
 ) -> list[Outcome]:
     """Render the clip rows ``pairs`` (of one ``nst_core.batch_key``) in lockstep; return each one's outcome."""
     start = time.monotonic()
-    run = _Run(options, OutputRoot.open(options.out), run_id, device)
+    run = RunContext(options, OutputRoot.open(options.out), run_id, device)
     outcomes: dict[int, Outcome] = {}
     leases: dict[int, Lease] = {}
-    chains: dict[int, _Chain] = {}
+
+    def opened(index: int, pair: Pair) -> _Chain:
+        chain = _open(pair, run)
+        if on_start is not None:
+            on_start(index, chain_iterations(pair, len(chain.frames)))
+        return chain
+
     try:
-        for index, pair in enumerate(pairs):
-            try:
-                claim = _claim(pair, run)
-                if isinstance(claim, str):
-                    outcomes[index] = _outcome(pair, run, Status.SKIPPED, reason=claim)
-                    continue
-                leases[index] = claim
-                chains[index] = _open(pair, run)
-                if on_start is not None:
-                    on_start(index, chain_iterations(pair, len(chains[index].frames)))
-            except Exception as exc:
-                outcomes[index] = _ended(pair, run, exc)
+        chains = claim_all(pairs, run, opened, outcomes, leases)
         _render_frames(chains, run, start, on_step)
         for index, chain in chains.items():
             try:
                 if chain.error is not None:
-                    outcome = _ended(chain.pair, run, chain.error, where=f"frame {chain.failed_at}: ")
+                    outcome = ended_outcome(chain.pair, run, chain.error, where=f"frame {chain.failed_at}: ")
                 else:
                     outcome = _assemble(chain, run, time.monotonic() - start)
             except Exception as exc:
-                outcome = _ended(chain.pair, run, exc)
+                outcome = ended_outcome(chain.pair, run, exc)
             outcomes[index] = outcome.model_copy(update={"frames": f"{len(chain.done)}/{len(chain.frames)}"})
     finally:
         for lease in leases.values():
-            _release(lease, options.retry_for_s)
+            release_lease(lease, options.retry_for_s)
     return [outcomes[index] for index in range(len(pairs))]
 
 
-def _open(pair: Pair, run: _Run) -> _Chain:
+def _open(pair: Pair, run: RunContext) -> _Chain:
     """The chain's frames, styles and flows, and where it resumes: its first unfinished frame (the frames it
     follows read back from their folders)."""
     s, retry_for_s = pair.settings, run.options.retry_for_s
@@ -157,7 +162,7 @@ def _open(pair: Pair, run: _Run) -> _Chain:
     return chain
 
 
-def _render_frames(chains: dict[int, _Chain], run: _Run, start: float, on_step: BatchStep | None) -> None:
+def _render_frames(chains: dict[int, _Chain], run: RunContext, start: float, on_step: BatchStep | None) -> None:
     """Frame t of every live chain together, t = 0, 1, ...; each written as it is done."""
     longest = max((len(chain.frames) for chain in chains.values()), default=0)
     for t in range(longest):
@@ -171,7 +176,7 @@ def _render_frames(chains: dict[int, _Chain], run: _Run, start: float, on_step: 
                 chains[i].fail(exc, t)
         offsets = {i: chain_iterations(chains[i].pair, t) for i in order}
         step = None if on_step is None else _counted(on_step, offsets)
-        for i, result in zip(order, _render(jobs, run.options, start, step, order, lambda *_: None), strict=True):
+        for i, result in zip(order, render_jobs(jobs, run.options, start, step, order, lambda *_: None), strict=True):
             try:
                 if isinstance(result, Exception):
                     raise result
@@ -180,7 +185,7 @@ def _render_frames(chains: dict[int, _Chain], run: _Run, start: float, on_step: 
                 chains[i].fail(exc, t)
 
 
-def _store_frame(chain: _Chain, index: int, result: RenderResult, run: _Run, start: float) -> None:
+def _store_frame(chain: _Chain, index: int, result: RenderResult, run: RunContext, start: float) -> None:
     """Write frame ``index``'s folder, its completion record last."""
     frame, started_at = chain.frame_pair(index), datetime.now(UTC) - timedelta(seconds=result.timings.total_s)
 
@@ -200,7 +205,7 @@ def _counted(on_step: BatchStep, offsets: dict[int, int]) -> BatchStep:
     return step
 
 
-def _assemble(chain: _Chain, run: _Run, wall_s: float) -> Outcome:
+def _assemble(chain: _Chain, run: RunContext, wall_s: float) -> Outcome:
     """Write the clip's folder, its completion record last; return its outcome."""
     pair, images = chain.pair, [chain.done[i] for i in range(len(chain.frames))]
     frames = [_frame_record(chain, run, i) for i in range(len(images))]
@@ -217,12 +222,12 @@ def _assemble(chain: _Chain, run: _Run, wall_s: float) -> Outcome:
     files = clip_files(record, images[len(images) // 2], losses, videos)
     retry_transient(lambda: write_pair(run.options.out, pair.pair_id, files), run.options.retry_for_s)
     details = record.model_dump(include={"fingerprint", "final", "wall_s", "device", "worker"})
-    return _outcome(pair, run, Status.RENDERED, **details).model_copy(
+    return pair_outcome(pair, run, Status.RENDERED, **details).model_copy(
         update={"output": run.root.pair_uri(pair.pair_id, VIDEO)}
     )
 
 
-def _frame_record(chain: _Chain, run: _Run, index: int) -> RenderRecord:
+def _frame_record(chain: _Chain, run: RunContext, index: int) -> RenderRecord:
     folder = frame_folder(chain.pair.pair_id, index)
     read = run.root.fs.cat_file
     return retry_transient(

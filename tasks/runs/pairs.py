@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
+from typing import TypeVar
 
 from PIL import Image
 
@@ -51,10 +52,26 @@ from tasks.storage.records import (
 from tasks.storage.retries import retry_transient
 from tasks.storage.root import OutputRoot, write_file
 
-__all__ = ["batches", "failure_record", "run_batch", "run_pair", "store_result", "unfinished"]
+__all__ = [
+    "BatchStep",
+    "RunContext",
+    "batches",
+    "claim_all",
+    "ended_outcome",
+    "failure_record",
+    "pair_outcome",
+    "read_images",
+    "release_lease",
+    "render_jobs",
+    "run_batch",
+    "run_pair",
+    "store_result",
+    "unfinished",
+]
 
 log = logging.getLogger(__name__)
 BatchStep = Callable[[int, StepInfo], None]  # (index of the pair in its batch, step)
+T = TypeVar("T")
 Snapshot = Callable[[int, int, Image.Image], None]  # (index of the job in its render_batch, iteration, image)
 
 
@@ -66,7 +83,7 @@ class _Inputs:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Run:
+class RunContext:
     """What the pairs of a batch share: the options, the output root, the run (inputs are read once per run)."""
 
     options: RunOptions
@@ -96,37 +113,32 @@ def run_batch(
 ) -> list[Outcome]:
     """Render ``pairs`` (ideally of one ``nst_core.batch_key``) together; return each pair's outcome, as run_pair."""
     start, started_at = time.monotonic(), datetime.now(UTC)
-    run = _Run(options, OutputRoot.open(options.out), run_id, device)
+    run = RunContext(options, OutputRoot.open(options.out), run_id, device)
     outcomes: dict[int, Outcome] = {}
     leases: dict[int, Lease] = {}
+
+    def opened(_: int, pair: Pair) -> _Inputs:
+        inputs = _fetch(pair, run)
+        _clear_snapshots(pair, run)
+        return inputs
+
     try:
-        inputs: dict[int, _Inputs] = {}
-        for index, pair in enumerate(pairs):
-            try:
-                claim = _claim(pair, run)
-                if isinstance(claim, str):
-                    outcomes[index] = _outcome(pair, run, Status.SKIPPED, reason=claim)
-                    continue
-                leases[index] = claim
-                inputs[index] = _fetch(pair, run)
-                _clear_snapshots(pair, run)
-            except Exception as exc:
-                outcomes[index] = _ended(pair, run, exc)
+        inputs = claim_all(pairs, run, opened, outcomes, leases)
         order = list(inputs)
         jobs = [_job(pairs[i], inputs[i], device) for i in order]
-        results = _render(jobs, options, start, on_step, order, _snapshot_writer(run, [pairs[i] for i in order]))
+        results = render_jobs(jobs, options, start, on_step, order, _snapshot_writer(run, [pairs[i] for i in order]))
         for index, result in zip(order, results, strict=True):
             pair = pairs[index]
             try:
                 if isinstance(result, Exception):
-                    outcomes[index] = _ended(pair, run, result, batch_size=len(order))
+                    outcomes[index] = ended_outcome(pair, run, result, batch_size=len(order))
                 else:
                     outcomes[index] = _store(pair, run, result, inputs[index].checksums, started_at, start)
             except Exception as exc:
-                outcomes[index] = _ended(pair, run, exc)
+                outcomes[index] = ended_outcome(pair, run, exc)
     finally:
         for lease in leases.values():
-            _release(lease, options.retry_for_s)
+            release_lease(lease, options.retry_for_s)
     return [outcomes[index] for index in range(len(pairs))]
 
 
@@ -150,13 +162,36 @@ def batches(pairs: Sequence[Pair], size: int) -> list[list[Pair]]:
     return group_batches(pairs, lambda pair: batch_key(pair.settings), size)
 
 
-def _outcome(pair: Pair, run: _Run, status: Status, **details: object) -> Outcome:
+def pair_outcome(pair: Pair, run: RunContext, status: Status, **details: object) -> Outcome:
     return Outcome(
         pair_id=pair.pair_id, row=pair.row, status=status, output=run.root.pair_uri(pair.pair_id, RESULT), **details
     )
 
 
-def _claim(pair: Pair, run: _Run) -> Lease | str:
+def claim_all(
+    pairs: Sequence[Pair],
+    run: RunContext,
+    opened: Callable[[int, Pair], T],
+    outcomes: dict[int, Outcome],
+    leases: dict[int, Lease],
+) -> dict[int, T]:
+    """Claim each of ``pairs`` (by index) into ``leases``, and return what ``opened(index, pair)`` makes of those
+    claimed; the outcome of each pair skipped (held or finished by another run) or failed goes into ``outcomes``."""
+    result: dict[int, T] = {}
+    for index, pair in enumerate(pairs):
+        try:
+            claim = _claim(pair, run)
+            if isinstance(claim, str):
+                outcomes[index] = pair_outcome(pair, run, Status.SKIPPED, reason=claim)
+                continue
+            leases[index] = claim
+            result[index] = opened(index, pair)
+        except Exception as exc:
+            outcomes[index] = ended_outcome(pair, run, exc)
+    return result
+
+
+def _claim(pair: Pair, run: RunContext) -> Lease | str:
     """The pair's lease, or why it is skipped (held by another run, or finished meanwhile)."""
     stopping.check()
     retry_for_s = run.options.retry_for_s
@@ -166,12 +201,12 @@ def _claim(pair: Pair, run: _Run) -> Lease | str:
     if not run.options.force and retry_transient(
         lambda: finished(run.options.out, pair.pair_id, pair.fingerprint), retry_for_s
     ):
-        _release(lease, retry_for_s)
+        release_lease(lease, retry_for_s)
         return "finished by another run"
     return lease
 
 
-def _release(lease: Lease, retry_for_s: float) -> None:
+def release_lease(lease: Lease, retry_for_s: float) -> None:
     """Release ``lease``, riding out a short outage; one left behind goes stale, and another run takes it over."""
     try:
         retry_transient(lease.release, min(retry_for_s, 30))
@@ -179,12 +214,14 @@ def _release(lease: Lease, retry_for_s: float) -> None:
         log.warning("could not release the lease %s: %s", lease.path, exc.cause)
 
 
-def _fetch(pair: Pair, run: _Run) -> _Inputs:
+def _fetch(pair: Pair, run: RunContext) -> _Inputs:
     [content, *styles], checksums = read_images(pair, run, [(pair.content, "content image")])
     return _Inputs(content, styles, checksums)
 
 
-def read_images(pair: Pair, run: _Run, first: list[tuple[str, str]] = ()) -> tuple[list[Image.Image], dict[str, str]]:
+def read_images(
+    pair: Pair, run: RunContext, first: list[tuple[str, str]] = ()
+) -> tuple[list[Image.Image], dict[str, str]]:
     """The images ``first`` ((uri, role), ...) then ``pair``'s styles, each read once per run; and the sha256 of
     each one's bytes, by URI."""
     data: dict[str, bytes] = {}
@@ -200,7 +237,7 @@ def read_images(pair: Pair, run: _Run, first: list[tuple[str, str]] = ()) -> tup
     return images, {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()}
 
 
-def _clear_snapshots(pair: Pair, run: _Run) -> None:
+def _clear_snapshots(pair: Pair, run: RunContext) -> None:
     """Delete an earlier attempt's snapshots, so that the folder's snapshots are this render's (best effort:
     left behind, they would only be shown as the partial picture of a pair that fails early)."""
     fs, folder = run.root.fs, run.root.pair(pair.pair_id, SNAPSHOTS)
@@ -211,7 +248,7 @@ def _clear_snapshots(pair: Pair, run: _Run) -> None:
         log.warning("could not delete the old snapshots of %s: %s", pair.pair_id, failure_of(exc).reason)
 
 
-def _snapshot_writer(run: _Run, pairs: Sequence[Pair]) -> Snapshot:
+def _snapshot_writer(run: RunContext, pairs: Sequence[Pair]) -> Snapshot:
     """Write each snapshot into the folder of ``pairs[job]`` as it is taken (one atomic write; no completion
     record, so the folder stays unfinished). A snapshot that cannot be written is logged, and the render goes on."""
 
@@ -230,7 +267,7 @@ def _job(pair: Pair, inputs: _Inputs, device: str | None) -> BatchJob:
     return BatchJob(inputs.content, inputs.styles, settings)
 
 
-def _render(
+def render_jobs(
     jobs: list[BatchJob],
     options: RunOptions,
     start: float,
@@ -283,7 +320,7 @@ def _checked(on_step: BatchStep | None, deadline: tuple[float, float] | None, in
 
 
 def _store(
-    pair: Pair, run: _Run, result: RenderResult, checksums: dict[str, str], started_at: datetime, start: float
+    pair: Pair, run: RunContext, result: RenderResult, checksums: dict[str, str], started_at: datetime, start: float
 ) -> Outcome:
     """Write the pair's folder, its completion record last; return its outcome."""
 
@@ -292,7 +329,7 @@ def _store(
 
     record = retry_transient(write, run.options.retry_for_s)
     details = record.model_dump(include={"fingerprint", "final", "wall_s", "device", "worker"})
-    return _outcome(pair, run, Status.RENDERED, **details)
+    return pair_outcome(pair, run, Status.RENDERED, **details)
 
 
 def store_result(
@@ -308,12 +345,12 @@ def store_result(
     return record
 
 
-def _ended(pair: Pair, run: _Run, exc: Exception, batch_size: int = 1, where: str = "") -> Outcome:
+def ended_outcome(pair: Pair, run: RunContext, exc: Exception, batch_size: int = 1, where: str = "") -> Outcome:
     """The outcome of a pair that did not render (in a batch of ``batch_size``): cancelled (its
     folder untouched), or failed and recorded in its failure record where the store allows. ``where``: a
     clip's frame it stopped at, e.g. ``frame 12: ``, before the reason."""
     if isinstance(exc, stopping.Stopped):
-        return _outcome(pair, run, Status.CANCELLED, reason=where + str(exc))
+        return pair_outcome(pair, run, Status.CANCELLED, reason=where + str(exc))
     failure = failure_of(exc, pair.settings, run.device, batch_size)
     failure = dataclasses.replace(failure, reason=where + failure.reason)
     try:
@@ -322,7 +359,7 @@ def _ended(pair: Pair, run: _Run, exc: Exception, batch_size: int = 1, where: st
         retry_transient(lambda: write_failure(run.options.out, pair.pair_id, record), retry_for_s)
     except Exception as write_error:  # the store itself is the problem: the reason is reported anyway
         log.warning("could not record the failure of %s: %s", pair.pair_id, write_error)
-    return _outcome(pair, run, Status.FAILED, reason=failure.reason, traceback=failure.traceback)
+    return pair_outcome(pair, run, Status.FAILED, reason=failure.reason, traceback=failure.traceback)
 
 
 def _record(
