@@ -27,7 +27,8 @@ T = TypeVar("T")  # a loss term: a float, or a tensor
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.04}  # Adam: gordicaleksa's 10 on the 0-255 scale, per pixel
 # Loss weights per normalization: (content, style, tv).
 DEFAULT_WEIGHTS = {"target": (1.0, 3.0, 0.1), "reference": (1e5, 3e4, 1.0)}
-TEMPORAL_WEIGHT, FRAME_ITERATIONS = 100.0, 150  # clips: picked with bench/video.py
+# Clips, picked with bench/video.py: the temporal term's weight; a later frame's iterations (a share of the first's).
+TEMPORAL_WEIGHT, FRAME_ITERATIONS = 30.0, 125
 INIT_MODES = ("content", "noise", "style")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
