@@ -35,6 +35,7 @@ from nst_core.levels import (
 from nst_core.losses import LossTerms
 from nst_core.network import memory_format
 from nst_core.optimize import Objective, backward_together, diverged, lr_at, make_optimizer
+from nst_core.regions import Masks
 from nst_core.results import StepInfo
 from nst_core.settings import Settings
 from nst_core.temporal import Guide
@@ -50,9 +51,16 @@ class Track:
     """One image's render in progress, across levels: its inputs, pixels, optimiser, log and snapshots."""
 
     def __init__(
-        self, key: int, settings: Settings, content: Image.Image, styles: list[Image.Image], guide: Guide | None = None
+        self,
+        key: int,
+        settings: Settings,
+        content: Image.Image,
+        styles: list[Image.Image],
+        guide: Guide | None = None,
+        masks: Masks | None = None,
     ):
-        self.key, self.s, self.content, self.styles, self.guide = key, settings, content, styles, guide
+        self.key, self.s, self.content, self.styles = key, settings, content, styles
+        self.guide, self.masks = guide, masks
         self.blend = blend_weights(settings.style_weights, len(styles))
         self.error: Exception | None = None  # why it left the batch
         self.log: list[StepInfo] = []
@@ -89,8 +97,13 @@ class Track:
         return self.past_evaluations + (self.objective.evaluations if self.objective is not None else 0)
 
     @property
+    def seen(self) -> Tensor:
+        """The pixels that the loss sees (``Level.seen``)."""
+        return self.level.seen(self.image)
+
+    @property
     def result(self) -> Image.Image:
-        return finish(self.image, self.level.content, self.s)
+        return finish(self.image, self.level, self.s)
 
 
 class Batch:
@@ -133,10 +146,10 @@ class Batch:
         return [track for track in self.tracks.values() if track.error is None]
 
     def _begin_level(self, track: Track, plan: tuple[int, int], size: int, request: Callable[[int], None]) -> None:
-        content, styles = level_images(track.content, track.styles, size, track.s)
+        content, styles, masks = level_images(track.content, track.styles, size, track.s, track.masks)
         guide = None if track.guide is None else track.guide.at(content.shape[-2:]).to(self.device)
         if track.image is not None:
-            image = upscaled(track.image, content.to(self.device))
+            image = upscaled(track.seen, content.to(self.device))
         elif guide is not None:
             image = guide.start(content.to(self.device))
         else:
@@ -149,6 +162,7 @@ class Batch:
                 [s.to(self.device) for s in styles],
                 track.blend,
                 track.s,
+                masks,
                 self.tiler,
             )
         level = dataclasses.replace(level, guide=guide)
@@ -183,17 +197,18 @@ class Batch:
     def _evaluate(self, keys: list[int]) -> dict[int, Exception]:
         """Loss terms and gradients of the tracks ``keys`` at their current pixels: one pass through the network."""
         tracks = [self.tracks[key] for key in keys]
-        x = torch.cat([track.image for track in tracks])  # (B, 3, H, W); the gradient flows back to each image
+        seen = [track.seen for track in tracks]
+        x = torch.cat(seen)  # (B, 3, H, W); the gradient flows back to each image
         if self.tiler is not None and self.tiler.splits(x):
             content, style = self.tiler.losses(x, [track.level for track in tracks])
-            terms = [complete_terms(t.level, t.s, content[i], style[i], t.image) for i, t in enumerate(tracks)]
+            terms = [complete_terms(t.level, t.s, content[i], style[i], seen[i]) for i, t in enumerate(tracks)]
         else:
             with autocast(self.device, self.precision):
                 feats = self.net(x, self.layers)
             # split, not f[i : i + 1]: a slice's backward fills a zero tensor of the whole batch's features
             parts = {name: f.split(1) for name, f in feats.items()}
             terms = [
-                loss_terms(t.level, t.s, {name: p[i] for name, p in parts.items()}, t.image)
+                loss_terms(t.level, t.s, {name: p[i] for name, p in parts.items()}, seen[i])
                 for i, t in enumerate(tracks)
             ]
         errors = backward_together([track.objective for track in tracks], terms)

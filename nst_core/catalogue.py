@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-__all__ = ["NETWORKS", "RANDOM_WEIGHTS", "Network", "Window", "imagenet_cache_path", "layer_names", "min_side"]
+__all__ = [
+    "NETWORKS",
+    "RANDOM_WEIGHTS",
+    "Network",
+    "Window",
+    "imagenet_cache_path",
+    "layer_names",
+    "min_side",
+    "windows_to",
+]
 
 RANDOM_WEIGHTS = re.compile(r"^random:(\d+)$")
 
@@ -123,18 +132,23 @@ def layer_names(backbone: str) -> tuple[str, ...]:
     return NETWORKS[backbone].layers
 
 
+def windows_to(backbone: str, layer: str) -> tuple[Window, ...]:
+    """Every window from the input up to and including ``layer``'s, in order."""
+    network = NETWORKS[backbone]
+    return tuple(w for per_layer in network.windows[: network.layers.index(layer) + 1] for w in per_layer)
+
+
 @functools.cache
 def min_side(backbone: str, layer: str) -> int:
     """The shortest image side, in pixels, that ``backbone`` can take through ``layer`` (and every layer before it)."""
-    network = NETWORKS[backbone]
-    windows = [w for per_layer in network.windows[: network.layers.index(layer) + 1] for w in per_layer]
+    windows = windows_to(backbone, layer)
     side = 1
     while not _fits(windows, side):
         side += 1
     return side
 
 
-def _fits(windows: list[Window], length: int) -> bool:
+def _fits(windows: tuple[Window, ...], length: int) -> bool:
     for window in windows:
         length = window.out(length)
         if length < 1:

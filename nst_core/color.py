@@ -5,6 +5,7 @@ All functions take and return (1, 3, H, W) RGB tensors in [0, 1].
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -35,17 +36,28 @@ def transfer_luminance(output: Tensor, content: Tensor) -> Tensor:
     return with_chroma_of(output, content)
 
 
-def match_color_statistics(source: Tensor, target: Tensor) -> Tensor:
-    """``histogram`` mode: an affine colour map giving ``source`` the mean and covariance of ``target``.
+def match_color_statistics(
+    source: Tensor, target: Tensor, source_mask: np.ndarray | None = None, target_mask: np.ndarray | None = None
+) -> Tensor:
+    """``histogram`` mode: an affine colour map giving ``source`` the mean and covariance of ``target`` (each
+    taken where its (H, W) mask weighs it, if given).
 
     x' = A (x - mu_s) + mu_t with A = C_t^(1/2) C_s^(-1/2) (the paper's "image analogies" variant).
     """
     src, tgt = source[0].flatten(1).double(), target[0].flatten(1).double()  # (3, H*W)
-    mu_s, mu_t = src.mean(1, keepdim=True), tgt.mean(1, keepdim=True)
+    (mu_s, cov_s), (mu_t, cov_t) = _moments(src, source_mask), _moments(tgt, target_mask)
     eye = 1e-5 * torch.eye(3, dtype=src.dtype, device=src.device)
-    a = _sqrtm(torch.cov(tgt) + eye) @ torch.linalg.inv(_sqrtm(torch.cov(src) + eye))
+    a = _sqrtm(cov_t + eye) @ torch.linalg.inv(_sqrtm(cov_s + eye))
     out = a @ (src - mu_s) + mu_t
     return out.to(source.dtype).view_as(source).clamp(0, 1)
+
+
+def _moments(pixels: Tensor, mask: np.ndarray | None) -> tuple[Tensor, Tensor]:
+    """Mean (3, 1) and covariance (3, 3) of (3, N) ``pixels``, weighted by ``mask``."""
+    if mask is None:
+        return pixels.mean(1, keepdim=True), torch.cov(pixels)
+    weights = torch.from_numpy(mask).flatten().to(pixels)
+    return (pixels * weights).sum(1, keepdim=True) / weights.sum(), torch.cov(pixels, aweights=weights)
 
 
 def _sqrtm(cov: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ from nst_core.device import pick_device, pick_precision
 from nst_core.errors import InputError
 from nst_core.images import as_rgb, load_image, long_side_size
 from nst_core.network import prepare_network
+from nst_core.regions import Masks
 from nst_core.results import BatchJob, ImageInput, RenderResult, StepInfo, Timings
 from nst_core.settings import Settings
 
@@ -69,8 +70,12 @@ def render(
     *,
     on_step: Callable[[StepInfo], None] | None = None,
     on_snapshot: Callable[[int, Image.Image], None] | None = None,
+    style_masks: Sequence[ImageInput] = (),
+    style_image_masks: Sequence[ImageInput | None] = (),
 ) -> RenderResult:
-    """Optimise an image's pixels to match ``content``'s features and ``styles``' Gram matrices.
+    """Optimise an image's pixels to match ``content``'s features and ``styles``' Gram matrices (each style's
+    where its mask in ``style_masks`` is white, from the part of its image that ``style_image_masks`` selects:
+    ``nst_core.regions``).
 
     ``on_step(step)`` after each iteration; ``on_snapshot(iteration, image)`` as each snapshot is taken
     (``settings.snapshot_every``); an exception raised by either ends the render.
@@ -81,7 +86,7 @@ def render(
         WeightsNotFoundError, WeightsError: the backbone's weights are missing or do not fit.
         OptimisationError: the loss became infinite or NaN.
     """
-    job = BatchJob(content, styles, settings or Settings())
+    job = BatchJob(content, styles, settings or Settings(), None, style_masks, style_image_masks)
     [result] = render_batch(
         [job],
         on_step=None if on_step is None else lambda _, step: on_step(step),
@@ -124,10 +129,19 @@ def _track(key: int, job: BatchJob) -> Track:
     """A job's track, its images opened."""
     if not job.styles:
         raise InputError("at least one style image is needed")
-    content = _open(job.content, "content image", job.settings)
-    styles = [_open(style, "style image", job.settings) for style in job.styles]
-    check_sizes(content.size, [style.size for style in styles], job.settings)
-    return Track(key, job.settings, content, styles, job.guide)
+    s = job.settings
+    content = _open(job.content, "content image", s)
+    styles = [_open(style, "style image", s) for style in job.styles]
+    check_sizes(content.size, [style.size for style in styles], s)
+    if not (job.style_masks or any(job.style_image_masks) or s.keep_mask):
+        return Track(key, s, content, styles, job.guide)
+    masks = Masks(
+        tuple(_open(mask, "style mask", s) for mask in job.style_masks),
+        tuple(None if mask is None else _open(mask, "style image mask", s) for mask in job.style_image_masks),
+        None if s.keep_mask is None else _open(s.keep_mask, "keep mask", s),
+    )
+    masks.check(content.size, [style.size for style in styles], s)
+    return Track(key, s, content, styles, job.guide, masks)
 
 
 def _open(image: ImageInput, role: str, s: Settings) -> Image.Image:

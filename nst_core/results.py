@@ -23,6 +23,8 @@ class BatchJob:
     styles: Sequence[ImageInput]
     settings: Settings
     guide: Guide | None = None  # a clip's frame: the frames before it, warped (``nst_core.video.chain``)
+    style_masks: Sequence[ImageInput] = ()  # where each style applies on the content, one per style (none: blended)
+    style_image_masks: Sequence[ImageInput | None] = ()  # which part of each style image (None: all of it)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class Knob:
     pixels: bool = True  # it can change the picture, so it is part of a pair's fingerprint and id
     compared: bool = True  # the gallery tells pairs apart by it
     clip: bool = False  # only a clip's frames use it: a still's fingerprint leaves it out
+    masks: bool = False  # only rows with masks use it: the fingerprint of a row without masks leaves it out
 
 
 PER_IMAGE = Knob(per_image=True)  # targets, loss weights, optimiser state: each image's own
@@ -50,6 +51,7 @@ PLACE = Knob(pixels=False, compared=False)  # where it runs says nothing about t
 CLIP = Knob(clip=True)  # how a clip's frames render
 CLIP_PER_IMAGE = Knob(per_image=True, clip=True)
 CLIP_LIMIT = Knob(per_image=True, pixels=False, clip=True)  # which clips it accepts
+MASKS = Knob(per_image=True, masks=True)  # how masks place styles (``nst_core.masks``)
 _LIST_FIELDS = ("content_layers", "content_layer_weights", "style_layers", "style_layer_weights", "style_weights")
 
 
@@ -199,6 +201,19 @@ class Settings(BaseModel):
     frame_step: Annotated[int, CLIP_PER_IMAGE] = Field(1, ge=1, description="Clips: take every Nth frame.")
     max_frames: Annotated[int, CLIP_LIMIT] = Field(
         2000, ge=1, description="Clips: refuse a clip from which more frames than this are selected."
+    )
+    keep_mask: Annotated[str | None, MASKS] = Field(
+        None,
+        description="A mask image (path/URI), white where the output must stay the content's own pixels, exactly "
+        "(read at the output's size, binary at half grey).",
+    )
+    mask_mode: Annotated[Literal["simple", "inside"], MASKS] = Field(
+        "simple",
+        description="Style masks at each layer: simple (the mask's mean over each position's share: soft borders), "
+        "or inside (only positions that see the region alone).",
+    )
+    mask_threshold: Annotated[float, MASKS] = Field(
+        0.5, ge=0, le=1, description="Style masks in inside mode: grey levels from this up are in the region."
     )
     max_pixels: Annotated[int, INPUT_LIMIT] = Field(
         64_000_000,

@@ -16,16 +16,17 @@ more forward pass per evaluation, plus the halos.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from nst_core.backbones import MIRROR_PX, FeatureNet, mirror_margin
+from nst_core.backbones import MIRROR_PX, FeatureNet, Geometry, mirror_margin
 from nst_core.device import autocast
 from nst_core.losses import content_loss, gram_loss, gram_matrix
+from nst_core.regions import Regions, StyleKey
 
 __all__ = ["Tiler"]
 
@@ -38,8 +39,9 @@ class Targets(Protocol):
 
     content_targets: dict[str, Tensor]
     content_weights: dict[str, float]
-    grams: dict[str, Tensor]
-    style_weights: dict[str, float]
+    grams: dict[str, Tensor] | dict[StyleKey, Tensor]
+    style_weights: dict[str, float] | dict[StyleKey, float]
+    regions: Regions | None
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,18 @@ class Tiler:
                         maps[name][..., full_r, full_c] = f
         return maps
 
-    def grams(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
-        """The (1, 3, H, W) image's Gram matrices at ``layers`` (as ``gram_matrix``), summed over the tiles."""
+    def grams(self, image: Tensor, layers: Sequence[str], regions: Regions | None = None) -> dict[str, Tensor]:
+        """The (1, 3, H, W) image's Gram matrices at ``layers`` (as ``gram_matrix``; of the part that the one
+        region of ``regions`` masks, as ``Regions.grams``), summed over the tiles."""
         grams: dict[str, Tensor] = {}
         size = image.shape[-2:]
         with torch.no_grad():
             for rows, cols in self.tiles(*size):
                 owned = self._owned(image[..., rows.crop, cols.crop], size, rows, cols)
+                feats, places = {n: f for n, (f, _) in owned.items()}, {n: p for n, (_, p) in owned.items()}
+                shares = _gram_shares(feats, places, self.geometry, size, layers, regions)
                 for name in layers:
-                    share = _gram_share(owned[name][0], self.geometry[name].size(*size))
+                    share = shares[name] if regions is None else shares[name, 0]
                     grams[name] = share if name not in grams else grams[name] + share
         return grams
 
@@ -153,6 +158,7 @@ class Tiler:
     def shares(self, crop: Tensor, size: Size, rows: _Span, cols: _Span, targets: Sequence[Targets]) -> list[_Share]:
         """Each image's share of the loss from the tile whose (B, 3, h, w) ``crop`` is given."""
         owned = self._owned(crop, size, rows, cols)
+        places = {name: place for name, (_, place) in owned.items()}
         shares = []
         for i, t in enumerate(targets):
             feats = {name: f[i : i + 1] for name, (f, _) in owned.items()}
@@ -161,7 +167,7 @@ class Tiler:
             weights = {
                 name: w * feats[name].numel() / t.content_targets[name].numel() for name, w in t.content_weights.items()
             }
-            grams = {name: _gram_share(feats[name], self.geometry[name].size(*size)) for name in t.style_weights}
+            grams = _gram_shares(feats, places, self.geometry, size, t.style_weights, t.regions)
             shares.append(_Share(content_loss(feats, content_targets, weights), grams))
         return shares
 
@@ -169,7 +175,22 @@ class Tiler:
 @dataclass(frozen=True)
 class _Share:
     content: Tensor  # the tile's part of the content loss
-    grams: dict[str, Tensor]  # its part of each style layer's Gram matrix
+    grams: dict[str, Tensor] | dict[StyleKey, Tensor]  # its part of each style layer's (region's) Gram matrix
+
+
+def _gram_shares(
+    feats: dict[str, Tensor],
+    places: dict[str, Place],
+    geometry: dict[str, Geometry],
+    size: Size,
+    layers: Iterable[str],
+    regions: Regions | None,
+) -> dict[str, Tensor] | dict[StyleKey, Tensor]:
+    """A tile's share of the Gram matrices at ``layers`` from the (1, C, h, w) ``feats`` it owns at ``places``;
+    with ``regions``, of each region's at every style layer."""
+    if regions is not None:
+        return regions.grams(feats, places)
+    return {name: _gram_share(feats[name], geometry[name].size(*size)) for name in layers}
 
 
 def _gram_share(feats: Tensor, full_size: tuple[int, int]) -> Tensor:

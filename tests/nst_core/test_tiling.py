@@ -12,6 +12,7 @@ from torch import Tensor
 from nst_core import BatchJob, Settings, render_batch
 from nst_core.backbones import BACKBONES, FeatureNet, layer_geometry, load_backbone
 from nst_core.losses import content_loss, gram_matrix, style_loss
+from nst_core.regions import Regions
 from nst_core.tiling import Tiler
 from tests.conftest import make_image
 
@@ -29,6 +30,7 @@ class Targets:
     content_weights: dict[str, float]
     grams: dict[str, Tensor]
     style_weights: dict[str, float]
+    regions: Regions | None = None
 
 
 def net_for(backbone: str) -> tuple[FeatureNet, list[str], list[str]]:
