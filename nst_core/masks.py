@@ -68,11 +68,12 @@ def _erode(m: np.ndarray, w: Window, axis: int) -> np.ndarray:
 
 
 def shape_problem(mask: tuple[int, int], image: tuple[int, int]) -> str | None:
-    """Why a mask of ``mask`` (width, height) px cannot lie on an image of ``image`` px: another aspect ratio."""
-    (mw, mh), (iw, ih) = mask, image
-    if abs(mw * ih - mh * iw) <= ASPECT_TOLERANCE * iw * mh:
+    """Why a mask of ``mask`` (width, height) px cannot lie on an image of ``image`` px: another aspect ratio (a
+    pixel of rounding, or 1 %, is allowed)."""
+    scaled = long_side_size(mask, max(image))
+    if all(abs(a - b) <= max(1, ASPECT_TOLERANCE * b) for a, b in zip(scaled, image, strict=True)):
         return None
-    return f"is {mw}x{mh} px, not the aspect ratio of its image ({iw}x{ih} px)"
+    return f"is {mask[0]}x{mask[1]} px, not the aspect ratio of its image ({image[0]}x{image[1]} px)"
 
 
 def mask_problem(mask: Image.Image, image: tuple[int, int], style: bool, s: Settings) -> str | None:

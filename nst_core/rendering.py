@@ -138,7 +138,7 @@ def _track(key: int, job: BatchJob) -> Track:
     masks = Masks(
         tuple(_open(mask, "style mask", s) for mask in job.style_masks),
         tuple(None if mask is None else _open(mask, "style image mask", s) for mask in job.style_image_masks),
-        None if s.keep_mask is None else _open(s.keep_mask, "keep mask", s),
+        None if s.keep_mask is None else _open(job.keep_mask or s.keep_mask, "keep mask", s),
     )
     masks.check(content.size, [style.size for style in styles], s)
     return Track(key, s, content, styles, job.guide, masks)

@@ -25,6 +25,7 @@ class BatchJob:
     guide: Guide | None = None  # a clip's frame: the frames before it, warped (``nst_core.video.chain``)
     style_masks: Sequence[ImageInput] = ()  # where each style applies on the content, one per style (none: blended)
     style_image_masks: Sequence[ImageInput | None] = ()  # which part of each style image (None: all of it)
+    keep_mask: ImageInput | None = None  # ``settings.keep_mask``'s image, where the caller has read it already
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ frame renders on its own, exactly as a still. Flows are computed between the con
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,21 +56,15 @@ def frame_settings(s: Settings, index: int) -> Settings:
     return s.model_copy(update={"iterations": s.frame_iterations, "start_size": 0})
 
 
-def frame_job(
-    content: Image.Image,
-    styles: Sequence[ImageInput],
-    s: Settings,
-    index: int,
-    earlier: Sequence[tuple[Image.Image, Motion]] = (),
-) -> BatchJob:
-    """Frame ``index``'s render: ``content`` at the render's size; ``earlier`` the stylised frames it follows
-    (``previous_frames``), each with its ``Motion`` to this frame."""
-    settings = frame_settings(s, index)
-    if settings is s:
-        return BatchJob(content, styles, s)
+def frame_job(still: BatchJob, index: int, earlier: Sequence[tuple[Image.Image, Motion]] = ()) -> BatchJob:
+    """Frame ``index``'s render from ``still``, its render alone (the frame at the render's size, the styles, any
+    masks); ``earlier`` the stylised frames it follows (``previous_frames``), each with its ``Motion`` to it."""
+    settings = frame_settings(still.settings, index)
+    if settings is still.settings:
+        return still
     warped = torch.cat([warp(to_tensor(image), m.backward) for image, m in earlier]).clamp(0, 1)
     masks = long_term_masks([torch.from_numpy(m.reliable)[None] for _, m in earlier])
-    return BatchJob(content, styles, settings, guide=Guide(warped, masks))
+    return dataclasses.replace(still, settings=settings, guide=Guide(warped, masks))
 
 
 def render_clip(
@@ -90,7 +85,7 @@ def render_clip(
     for index, frame in enumerate(sized):
         follows = previous_frames(index, s.long_term) if s.temporal_weight else []
         earlier = [(results[i].image, motion(frame, sized[i], s.flow)) for i in follows]
-        [result] = render_batch([frame_job(frame, styles, s, index, earlier)])
+        [result] = render_batch([frame_job(BatchJob(frame, styles, s), index, earlier)])
         if isinstance(result, Exception):
             raise result
         results.append(result)

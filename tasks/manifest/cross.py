@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ import fsspec
 
 from nst_core import InputError, Settings, SettingsError
 from nst_core.io_errors import storage_error
-from tasks.manifest.read import FILE_SETTINGS, IMAGE_SUFFIXES, Pair, is_file_reference
+from tasks.manifest.read import FILE_SETTINGS, IMAGE_SUFFIXES, is_file_reference
 from tasks.storage.root import write_file
 
 __all__ = ["LIST_SETTINGS", "cross_manifest", "parse_sweeps", "write_manifest"]
@@ -53,7 +54,7 @@ def parse_sweeps(values: Mapping[str, Any]) -> dict[str, list[Any]]:
             settings = Settings.from_values(combination)
         except SettingsError as exc:
             raise _named(exc, combination, sweeps) from None
-        key = Pair("", 0, "", (), settings, clip=True).fingerprint  # what a pair id is made of (a clip's: all)
+        key = json.dumps(settings.model_dump(mode="json", include=Settings.names(pixels=True)), sort_keys=True)
         if key in seen:
             name = next(n for n in sweeps if seen[key][n] != combination[n])
             same = f"{seen[key][name]} and {combination[name]} give the same render"

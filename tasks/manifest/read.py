@@ -39,8 +39,9 @@ __all__ = [
 ]
 
 REQUIRED = ("content", "style")
-COLUMNS = ("id", *REQUIRED, "tags", *Settings.model_fields)
-FILE_SETTINGS = ("init", "weights")  # settings that may name a file, relative to the manifest
+MASK_COLUMNS = ("style_masks", "style_image_masks")  # aligned with ``style``
+COLUMNS = ("id", *REQUIRED, *MASK_COLUMNS, "tags", *Settings.model_fields)
+FILE_SETTINGS = ("init", "weights", "keep_mask")  # settings that may name a file, relative to the manifest
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 HEADER = 1  # the header's line: its errors are missing required columns
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
@@ -59,12 +60,29 @@ class Pair:
     tags: tuple[str, ...] = ()
     label: str = ""  # for people: ``content x style``, and what tells it from its variants (``labelled``)
     clip: bool = False  # the content is a clip (``nst_core.video.looks_like_clip``): a chain of frames
+    style_masks: tuple[str, ...] = ()  # one per style: where it applies on the content (none: blended everywhere)
+    style_image_masks: tuple[str, ...] = ()  # one per style: which part of its image ("": all of it), or none
+
+    @property
+    def masks(self) -> dict[str, str]:
+        """Its masks' URIs by what they are: ``style mask N``, ``style image mask N``, ``keep mask``."""
+        found = {f"style mask {n}": uri for n, uri in enumerate(self.style_masks, start=1)}
+        found |= {f"style image mask {n}": uri for n, uri in enumerate(self.style_image_masks, start=1) if uri}
+        return found | ({"keep mask": self.settings.keep_mask} if self.settings.keep_mask else {})
+
+    @property
+    def masked(self) -> bool:
+        """Whether masks place its styles or keep pixels (``nst_core.regions``)."""
+        return bool(self.style_masks or any(self.style_image_masks) or self.settings.keep_mask)
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the resolved inputs and every setting that changes the pixels (a clip's settings for a clip)."""
-        settings = _pixel_settings(self.settings, self.clip)
-        payload = {"content": self.content, "styles": self.styles, "settings": settings}
+        """Hash of the resolved inputs and every setting that changes the pixels (a clip's settings for a clip,
+        the masks' for a row with masks)."""
+        payload: dict[str, Any] = {"content": self.content, "styles": self.styles}
+        payload["settings"] = _pixel_settings(self.settings, self.clip, self.masked)
+        if self.masked:
+            payload |= {"style_masks": self.style_masks, "style_image_masks": self.style_image_masks}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -197,8 +215,10 @@ def _parse_row(
         errors.append(
             RowError.at(row, "style_weights", f"{len(settings.style_weights)} weights for {len(styles)} styles")
         )
+    masks, mask_errors = _masks(row, cells, base, len(styles))
+    errors += mask_errors
     tags = tuple(parse_list(cells.get("tags", "")))
-    pair = Pair("", row, content, styles, settings, tags, clip=looks_like_clip(cells["content"]))
+    pair = Pair("", row, content, styles, settings, tags, clip=looks_like_clip(cells["content"]), **masks)
     user_id = cells.get("id", "")
     if user_id in RESERVED:
         errors.append(RowError.at(row, "id", f"{user_id!r} is reserved for the folder of {RESERVED[user_id]}"))
@@ -209,6 +229,25 @@ def _parse_row(
     if user_id and not errors:  # a name the user chose names the pair for people too
         return replace(pair, pair_id=user_id, label=user_id), errors
     return replace(pair, pair_id=_auto_id(pair)), errors
+
+
+def _masks(
+    row: int, cells: dict[str, str], base: str, styles: int
+) -> tuple[dict[str, tuple[str, ...]], list[RowError]]:
+    """The row's mask columns, resolved, and their problems: one entry per style, each
+    ``style_masks`` entry given."""
+    masks, errors = {}, []
+    for column in MASK_COLUMNS:
+        if not cells.get(column):
+            continue
+        entries = [part.strip() for part in cells[column].split("|")]
+        if len(entries) != styles:
+            errors.append(RowError.at(row, column, f"{len(entries)} masks for {styles} styles: give one per style"))
+        elif column == "style_masks" and not all(entries):
+            errors.append(RowError.at(row, column, "a mask is blank: every style needs its mask"))
+        else:
+            masks[column] = tuple(_resolve(entry, base) if entry else "" for entry in entries)
+    return masks, errors
 
 
 def _row_settings(
@@ -248,22 +287,33 @@ def _drop_duplicates(pairs: list[Pair], errors: list[RowError]) -> tuple[list[Pa
 
 
 def labelled(pairs: list[Pair]) -> list[Pair]:
-    """``pairs`` with their labels, e.g. ``astronaut x composition_vii`` (a multiplication sign), and for the
-    variants of one content and style (a sweep) the settings that differ between them after a middle dot:
-    ``astronaut x composition_vii . style_weight=3``. A pair whose id the manifest gives keeps it as its label."""
+    """``pairs`` with their labels, e.g. ``astronaut x composition_vii`` (a multiplication sign; each style's mask in
+    brackets: ``x sky [top] + hills [bottom]``), and for the variants of one content and style (a sweep) the
+    settings that differ between them after a middle dot: ``astronaut x composition_vii . style_weight=3`` (a file
+    by its name). A pair whose id the manifest gives keeps it as its label."""
     variants: dict[tuple[str, tuple[str, ...]], list[Pair]] = {}
     for pair in pairs:
         variants.setdefault((pair.content, pair.styles), []).append(pair)
-    cells = {pair.pair_id: pair.settings.as_cells() for pair in pairs}
+    cells = {pair.pair_id: _label_cells(pair) for pair in pairs}
     labels = {}
     for group in variants.values():
         texts = [cells[pair.pair_id] for pair in group]
         keys = [k for k in Settings.model_fields if Settings.knob(k).compared and len({t.get(k) for t in texts}) > 1]
         for pair in group:
-            name = f"{_stem(pair.content)} \N{MULTIPLICATION SIGN} {' + '.join(_stem(s) for s in pair.styles)}"
+            masks = [f" [{_stem(mask)}]" for mask in pair.style_masks] or [""] * len(pair.styles)
+            styles = " + ".join(_stem(s) + mask for s, mask in zip(pair.styles, masks, strict=True))
+            name = f"{_stem(pair.content)} \N{MULTIPLICATION SIGN} {styles}"
             differs = ", ".join(f"{k}={cells[pair.pair_id].get(k, '')}" for k in keys)
             labels[pair.pair_id] = f"{name} \N{MIDDLE DOT} {differs}" if differs else name
     return [pair if pair.label else replace(pair, label=labels[pair.pair_id]) for pair in pairs]
+
+
+def _label_cells(pair: Pair) -> dict[str, str]:
+    """The settings' cells that a label may name: files by their names, the masks' settings only with masks."""
+    cells = pair.settings.as_cells()
+    if not pair.masked:
+        cells = {k: v for k, v in cells.items() if not Settings.knob(k).masks}
+    return {k: _stem(v) if k in FILE_SETTINGS and is_file_reference(v) else v for k, v in cells.items()}
 
 
 def _auto_id(pair: Pair) -> str:
@@ -272,11 +322,12 @@ def _auto_id(pair: Pair) -> str:
     return f"{slug[:80]}-{pair.fingerprint[:8]}"
 
 
-def _pixel_settings(settings: Settings, clip: bool) -> dict[str, Any]:
+def _pixel_settings(settings: Settings, clip: bool, masked: bool) -> dict[str, Any]:
     """The settings that can change the picture (``Knob.pixels``; channels_last predates the knobs, and stays
-    in, so that finished pairs keep their ids), those of clips (``Knob.clip``) for a clip only."""
+    in, so that finished pairs keep their ids), those of clips (``Knob.clip``) for a clip only, those of masks
+    (``Knob.masks``) for a row with masks only."""
     names = Settings.names(pixels=True) - (frozenset() if clip else Settings.names(clip=True))
-    return settings.model_dump(mode="json", include=names)
+    return settings.model_dump(mode="json", include=names - (frozenset() if masked else Settings.names(masks=True)))
 
 
 def _slug(text: str) -> str:

@@ -2,7 +2,8 @@
 
 Every row's settings; each input read and decoded once, however many rows use it (in parallel:
 inputs may be remote); each content and style image's size at every level of its row's render
-(``nst_core.checks``); the device; each distinct weights value once: a file must hold a state dict
+(``nst_core.checks``); each mask's aspect ratio and what is left of it at the deepest style layer
+(``nst_core.masks``); the device; each distinct weights value once: a file must hold a state dict
 that fits its backbone, ``imagenet`` must be in the Torch hub cache or its download host must
 answer. RowErrors that several rows share are reported once, with the list of rows.
 """
@@ -14,11 +15,14 @@ import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from PIL import Image
+
 from nst_core import NstError, StorageError
 from nst_core.catalogue import NETWORKS, RANDOM_WEIGHTS, imagenet_cache_path
 from nst_core.checks import Size, size_problem
 from nst_core.images import decode_image, read_bytes
 from nst_core.io_errors import describe
+from nst_core.masks import mask_problem, shape_problem
 from nst_core.settings import INIT_MODES
 from tasks.manifest.read import Manifest, Pair, RowError
 from tasks.runs.devices import gpu_count
@@ -26,6 +30,7 @@ from tasks.runs.devices import gpu_count
 __all__ = ["check_weights", "validate"]
 
 DOWNLOAD_CHECK_TIMEOUT_S = 10
+_MASK_COLUMNS = {"style mask": "style_masks", "style image mask": "style_image_masks", "keep mask": "keep_mask"}
 
 
 def validate(manifest: Manifest) -> list[RowError]:
@@ -36,12 +41,13 @@ def validate(manifest: Manifest) -> list[RowError]:
     pairs = sorted([*manifest.pairs, *manifest.rejected], key=lambda p: p.row)
     uses = [(pair, column, check) for pair in pairs for column, check in _uses(pair)]
     checks = list(dict.fromkeys(check for *_, check in uses))
-    uris = list(dict.fromkeys(check[1] for check in checks if check[0] == "image"))
+    uris = list(dict.fromkeys(check[1] for check in checks if check[0] in ("image", "mask")))
     with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads
         blobs = dict(zip(uris, pool.map(_fetch, uris), strict=True))
         results = dict(zip(checks, pool.map(lambda check: _check(check, blobs), checks), strict=True))
     for pair, column, check in uses:
-        if (reason := _reason(pair, column, check, results[check])) is not None:
+        on = results.get(check[4]) if check[0] == "mask" else None
+        if (reason := _reason(pair, column, check, results[check], on)) is not None:
             found.setdefault((column, reason), []).append(pair.row)
     for pair in pairs:
         if (reason := _device_problem(pair.settings.device)) is not None:
@@ -50,16 +56,23 @@ def validate(manifest: Manifest) -> list[RowError]:
     return sorted(problems, key=lambda p: p.rows[0])  # stable: within a row, settings first, then inputs
 
 
-def _uses(pair: Pair) -> Iterable[tuple[str, tuple[str, ...]]]:
-    """(column, check) for each input and the weights of ``pair``."""
+def _uses(pair: Pair) -> Iterable[tuple[str, tuple]]:
+    """(column, check) for each input and the weights of ``pair``; a mask's check names the check of the image
+    it lies on."""
     limit, s = str(pair.settings.max_pixels), pair.settings
     if pair.clip:
         frames = (str(s.frame_start), str(s.frame_end or ""), str(s.frame_step), str(s.max_frames))
-        yield "content", ("clip", pair.content, "content clip", *frames)
+        content = ("clip", pair.content, "content clip", *frames)
     else:
-        yield "content", ("image", pair.content, "content image", limit)
-    for uri in pair.styles:
-        yield "style", ("image", uri, "style image", limit)
+        content = ("image", pair.content, "content image", limit)
+    yield "content", content
+    styles = [("image", uri, "style image", limit) for uri in pair.styles]
+    yield from (("style", style) for style in styles)
+    for role, uri in pair.masks.items():
+        column, on = _MASK_COLUMNS[role.rstrip("0123456789 ")], content
+        if column == "style_image_masks":
+            on = styles[int(role.rsplit(" ", 1)[1]) - 1]
+        yield column, ("mask", uri, role, limit, on)
     if pair.settings.init not in INIT_MODES:
         yield "init", ("image", pair.settings.init, "init image", limit)
     yield "weights", ("weights", pair.settings.backbone, pair.settings.weights)
@@ -72,20 +85,21 @@ def _fetch(uri: str) -> bytes | StorageError:
         return exc
 
 
-def _check(check: tuple[str, ...], blobs: dict[str, bytes | StorageError]) -> Size | str | None:
-    """What ``check`` found: an image's size, or why it fails (None: weights that load)."""
+def _check(check: tuple, blobs: dict[str, bytes | StorageError]) -> Size | Image.Image | str | None:
+    """What ``check`` found: an image's size (a mask's image), or why it fails (None: weights that load)."""
     if check[0] == "weights":
         return check_weights(*check[1:])
     if check[0] == "clip":
         return _check_clip(*check[1:])
-    _, uri, role, limit = check
+    kind, uri, role, limit = check[:4]
     data = blobs[uri]
     try:
         if isinstance(data, StorageError):
             raise data.as_(role)
-        return decode_image(data, uri, role, max_pixels=int(limit)).size
+        image = decode_image(data, uri, role, max_pixels=int(limit))
     except NstError as exc:
         return str(exc)
+    return image if kind == "mask" else image.size
 
 
 def _check_clip(uri: str, role: str, start: str, end: str, step: str, max_frames: str) -> Size | str:
@@ -100,9 +114,16 @@ def _check_clip(uri: str, role: str, start: str, end: str, step: str, max_frames
     return info.width, info.height
 
 
-def _reason(pair: Pair, column: str, check: tuple[str, ...], found: Size | str | None) -> str | None:
+def _reason(pair: Pair, column: str, check: tuple, found: Size | Image.Image | str | None, on: object) -> str | None:
     """Why ``check`` fails for ``pair``: its own reason, or (a content or style image that decodes) its size
-    at the pair's levels, as the render checks it before it starts."""
+    at the pair's levels, or (a mask that decodes, on an image of size ``on``) its shape, as the render checks
+    them before it starts."""
+    if isinstance(found, Image.Image):
+        if not isinstance(on, tuple):
+            return None  # its image's own problem is reported
+        style, keep = column == "style_image_masks", column == "keep_mask"
+        problem = shape_problem(found.size, on) if keep else mask_problem(found, on, style, pair.settings)
+        return None if problem is None else f"{check[2]} {check[1]} {problem}"
     if not isinstance(found, tuple):
         return found
     if column not in ("content", "style") or (problem := size_problem(found, column == "style", pair.settings)) is None:

@@ -32,6 +32,7 @@ from tasks.runs.pairs import (
     RunContext,
     claim_all,
     ended_outcome,
+    masked_job,
     pair_outcome,
     read_images,
     release_lease,
@@ -78,6 +79,7 @@ class _Chain:
     fps: Fraction
     audio: bool  # the clip has a sound track, which the result keeps
     styles: list[Image.Image]
+    masks: dict[str, Image.Image]  # by role (``Pair.masks``)
     checksums: dict[str, str]
     flows: FlowStore
     start: int  # the first frame to render
@@ -92,10 +94,10 @@ class _Chain:
         return dataclasses.replace(self.pair, pair_id=frame_folder(self.pair.pair_id, index))
 
     def job_of(self, index: int, device: str | None) -> BatchJob:
-        s = self.pair.settings if device is None else self.pair.settings.model_copy(update={"device": device})
-        follows = previous_frames(index, s.long_term) if s.temporal_weight else []
+        still = masked_job(self.pair, self.frames[index], self.styles, self.masks, device)
+        follows = previous_frames(index, still.settings.long_term) if still.settings.temporal_weight else []
         earlier = [(self.done[i], self.flows.motion(index, i)) for i in follows]
-        return frame_job(self.frames[index], self.styles, s, index, earlier)
+        return frame_job(still, index, earlier)
 
 
 def run_chains(
@@ -146,10 +148,11 @@ def _open(pair: Pair, run: RunContext) -> _Chain:
     )
     info = probe_clip(pair.content, role="content clip")
     frames = [resize_long_side(frame, s.image_size) for frame in frames]
-    styles, checksums = read_images(pair, run)
+    images, checksums = read_images(pair, run)
+    styles, masks = images[: len(pair.styles)], dict(zip(pair.masks, images[len(pair.styles) :], strict=True))
     flows = FlowStore(run.root, frames, s.flow)
     checksums[pair.content] = flows.folder.rsplit("/", 1)[-1]  # the clip's frames' hash
-    chain = _Chain(pair, frames, info.fps / s.frame_step, info.has_audio, styles, checksums, flows, 0, {})
+    chain = _Chain(pair, frames, info.fps / s.frame_step, info.has_audio, styles, masks, checksums, flows, 0, {})
     if run.options.force:
         return chain
     while chain.start < len(frames) and finished(

@@ -59,6 +59,7 @@ __all__ = [
     "claim_all",
     "ended_outcome",
     "failure_record",
+    "masked_job",
     "pair_outcome",
     "read_images",
     "release_lease",
@@ -79,6 +80,7 @@ Snapshot = Callable[[int, int, Image.Image], None]  # (index of the job in its r
 class _Inputs:
     content: Image.Image
     styles: list[Image.Image]
+    masks: dict[str, Image.Image]  # by role (``Pair.masks``)
     checksums: dict[str, str]  # uri -> sha256 of the bytes rendered
 
 
@@ -215,15 +217,16 @@ def release_lease(lease: Lease, retry_for_s: float) -> None:
 
 
 def _fetch(pair: Pair, run: RunContext) -> _Inputs:
-    [content, *styles], checksums = read_images(pair, run, [(pair.content, "content image")])
-    return _Inputs(content, styles, checksums)
+    [content, *images], checksums = read_images(pair, run, [(pair.content, "content image")])
+    styles = images[: len(pair.styles)]
+    return _Inputs(content, styles, dict(zip(pair.masks, images[len(styles) :], strict=True)), checksums)
 
 
 def read_images(
     pair: Pair, run: RunContext, first: list[tuple[str, str]] = ()
 ) -> tuple[list[Image.Image], dict[str, str]]:
-    """The images ``first`` ((uri, role), ...) then ``pair``'s styles, each read once per run; and the sha256 of
-    each one's bytes, by URI."""
+    """The images ``first`` ((uri, role), ...), ``pair``'s styles, then its masks, each read once per run; and the
+    sha256 of each one's bytes, by URI."""
     data: dict[str, bytes] = {}
 
     def image(uri: str, role: str) -> Image.Image:
@@ -233,7 +236,8 @@ def read_images(
         data[uri] = fetch(uri, role, run.run_id, read)
         return decode_image(data[uri], uri, role, max_pixels=pair.settings.max_pixels)
 
-    images = [image(uri, role) for uri, role in [*first, *((uri, "style image") for uri in pair.styles)]]
+    reads = [*first, *((uri, "style image") for uri in pair.styles), *((uri, role) for role, uri in pair.masks.items())]
+    images = [image(uri, role) for uri, role in reads]
     return images, {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()}
 
 
@@ -263,8 +267,17 @@ def _snapshot_writer(run: RunContext, pairs: Sequence[Pair]) -> Snapshot:
 
 
 def _job(pair: Pair, inputs: _Inputs, device: str | None) -> BatchJob:
+    return masked_job(pair, inputs.content, inputs.styles, inputs.masks, device)
+
+
+def masked_job(
+    pair: Pair, content: Image.Image, styles: list[Image.Image], masks: dict[str, Image.Image], device: str | None
+) -> BatchJob:
+    """The render of ``pair``'s ``content`` (a still, or a clip's frame) with its styles and masks, as read."""
     settings = pair.settings if device is None else pair.settings.model_copy(update={"device": device})
-    return BatchJob(inputs.content, inputs.styles, settings)
+    style_masks = [masks[f"style mask {n}"] for n in range(1, len(pair.style_masks) + 1)]
+    on_styles = [masks.get(f"style image mask {n}") for n in range(1, len(pair.style_image_masks) + 1)]
+    return BatchJob(content, styles, settings, None, style_masks, on_styles, masks.get("keep mask"))
 
 
 def render_jobs(
@@ -378,6 +391,7 @@ def _record(
         tags=list(pair.tags),
         content=InputFile(uri=pair.content, sha256=checksums[pair.content]),
         styles=[InputFile(uri=uri, sha256=checksums[uri]) for uri in pair.styles],
+        masks={role: InputFile(uri=uri, sha256=checksums[uri]) for role, uri in pair.masks.items()},
         settings=result.settings,
         precision=result.precision,
         timings=RenderTimings(**dataclasses.asdict(result.timings), wall_s=wall_s),
@@ -393,6 +407,7 @@ def failure_record(pair: Pair, reason: str, traceback: str = "") -> FailureRecor
         row=pair.row,
         content=InputFile(uri=pair.content),
         styles=[InputFile(uri=uri) for uri in pair.styles],
+        masks={role: InputFile(uri=uri) for role, uri in pair.masks.items()},
         tags=list(pair.tags),
         settings=pair.settings,
         error=reason,

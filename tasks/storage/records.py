@@ -162,6 +162,7 @@ class RenderRecord(Completion):
     tags: list[str] = Field(default_factory=list)
     content: InputFile
     styles: list[InputFile]
+    masks: dict[str, InputFile] = Field(default_factory=dict)  # by role: style mask 1, style image mask 1, keep mask
     settings: Settings
     precision: str
     timings: RenderTimings
@@ -175,6 +176,7 @@ class FailureRecord(_Record):
     row: int
     content: InputFile
     styles: list[InputFile]
+    masks: dict[str, InputFile] = Field(default_factory=dict)  # as ``RenderRecord``'s
     tags: list[str] = Field(default_factory=list)
     settings: Settings
     error: str

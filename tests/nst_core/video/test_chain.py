@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_core import Settings, render, render_batch
+from nst_core import BatchJob, Settings, render, render_batch
 from nst_core.temporal import Guide, long_term_masks, temporal_loss
 from nst_core.video.chain import frame_job, frame_settings, motion, previous_frames, render_clip
 from nst_core.video.warp import warp
@@ -84,7 +84,7 @@ def test_a_frame_starts_from_the_one_before_it_warped() -> None:
     s = small(optimizer="adam", lr=1e-9, iterations=1, frame_iterations=1)
     first = render(frames[0], [STYLE], s)
     m = motion(frames[1], frames[0])
-    [second] = render_batch([frame_job(frames[1], [STYLE], s, 1, [(first.image, m)])])
+    [second] = render_batch([frame_job(BatchJob(frames[1], [STYLE], s), 1, [(first.image, m)])])
     moved = np.asarray(first.image, dtype=np.float64)[:, :-SHIFT]  # the interior, moved SHIFT px right
     got = np.asarray(second.image, dtype=np.float64)[:, SHIFT:]
     inside = slice(4, -4)
@@ -122,13 +122,15 @@ def test_guided_frames_batch_and_tile_like_stills(variant: dict) -> None:
     s = small(iterations=2, frame_iterations=2, **variant)
     firsts = [render(frames[0], [STYLE], s), render(frames[0], [STYLE], s.model_copy(update={"seed": 1}))]
     earlier = [[(first.image, motion(frames[1], frames[0]))] for first in firsts]
-    jobs = [frame_job(frames[1], [STYLE], s, 1, e) for e in earlier]
+    jobs = [frame_job(BatchJob(frames[1], [STYLE], s), 1, e) for e in earlier]
     together = render_batch(jobs)
     for job, result in zip(jobs, together, strict=True):
         [alone] = render_batch([job])
         assert [step.total for step in result.losses] == pytest.approx([step.total for step in alone.losses], rel=1e-4)
     if "tile_size" in variant:
-        whole = render_batch([frame_job(frames[1], [STYLE], s.model_copy(update={"tile_size": 0}), 1, earlier[0])])
+        whole = render_batch(
+            [frame_job(BatchJob(frames[1], [STYLE], s.model_copy(update={"tile_size": 0})), 1, earlier[0])]
+        )
         assert together[0].losses[0].temporal == pytest.approx(whole[0].losses[0].temporal, rel=1e-5)
 
 

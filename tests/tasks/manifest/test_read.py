@@ -396,6 +396,8 @@ def test_inputs_change_the_fingerprint(tmp_path: Path) -> None:
 # where and how fast it runs, and a limit on inputs: the pixels are the same
 NOT_IN_FINGERPRINT = {"device", "max_pixels", "cudnn_benchmark", "compile", "tile_size", "max_frames"}
 CLIP_ONLY = {name for name in Settings.model_fields if Settings.knob(name).clip}  # not in a still's fingerprint
+# not in the fingerprint of a row without masks (a keep mask is a mask)
+MASKS_ONLY = {name for name in Settings.model_fields if Settings.knob(name).masks} - {"keep_mask"}
 OTHER_VALUES: dict[str, Any] = {  # a valid value other than the default, for fields whose type says too little
     "frame_end": 10,
     "weights": "random:1",
@@ -409,6 +411,8 @@ OTHER_VALUES: dict[str, Any] = {  # a valid value other than the default, for fi
     "start_size": 64,
     "image_size": 256,
     "device": "cpu",
+    "keep_mask": "/keep.png",
+    "mask_threshold": 0.25,
 }
 
 
@@ -426,16 +430,19 @@ def other_value(name: str, default: Any) -> Any:
     raise AssertionError(f"no other value for the new setting {name!r}: add one to OTHER_VALUES")
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("name", list(Settings.model_fields))
-def test_every_setting_but_the_device_and_input_limit_changes_the_pair_id(name: str, clip: bool) -> None:
-    """A still's id leaves the clips' settings out: finished stills keep their ids when clip settings arrive."""
+def test_every_setting_but_the_device_and_input_limit_changes_the_pair_id(name: str, clip: bool, masked: bool) -> None:
+    """A still's id leaves the clips' settings out, and a row without masks the masks': finished pairs keep their
+    ids when such settings arrive."""
     default = Settings()
     changed = Settings.model_validate(default.model_dump() | {name: other_value(name, getattr(default, name))})
     assert getattr(changed, name) != getattr(default, name)
-    before, after = (Pair("", 2, "/c.mp4" if clip else "/c.png", ("/s.png",), s, clip=clip) for s in (default, changed))
+    content, masks = "/c.mp4" if clip else "/c.png", ("/m.png",) if masked else ()
+    before, after = (Pair("", 2, content, ("/s.png",), s, clip=clip, style_masks=masks) for s in (default, changed))
     same = before.fingerprint == after.fingerprint
-    unused = NOT_IN_FINGERPRINT | (set() if clip else CLIP_ONLY)
+    unused = NOT_IN_FINGERPRINT | (set() if clip else CLIP_ONLY) | (set() if masked else MASKS_ONLY)
     assert same is (name in unused), f"{name}: fingerprint {'unchanged' if same else 'changed'}"
     assert (_auto_id(before) == _auto_id(after)) is same
 
