@@ -4,7 +4,7 @@
   naming the manifest, the shared settings and the counts, and the manifest's bad rows;
 - ``contents/*.html`` and ``styles/*.html``: one content (or style) across everything it met;
 - ``pairs/<id>.html``: a pair's result filling the page's main column, to compare in place with its
-  content and neighbours, its snapshots, losses, inputs, settings, and links to the pairs before and after;
+  content and neighbours, its snapshots, losses, inputs and masks, settings, and links to the pairs before and after;
   a clip's plays its result beside its source, over a strip of its frames (``tasks.gallery.clips``);
 - ``contact_sheet*.png``: labelled sheets of the grid (``tasks.gallery.images``).
 
@@ -33,6 +33,7 @@ from tasks.gallery.images import (
     Store,
     contact_sheets,
     input_images,
+    mask_images,
     png_size,
     thumbnails,
 )
@@ -124,6 +125,7 @@ def build_gallery(
     }
     context = {**page, "cards": _cards(entries, layout, page), "contents": contents, "styles": styles}
     context["strips"] = frame_strips(store, root.path, gallery, entries)
+    context["masks"] = mask_images(store, gallery, entries)
     files |= _subset_pages(gallery, entries, context)
     files |= _detail_pages(gallery, entries, context, _picture_sizes(store, root, entries))
     store.put({path: text.encode() for path, text in files.items()})
@@ -243,6 +245,7 @@ def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], si
         record=entry.record,
         final=record.final.weighted(settings) if record and settings else None,
         settings=settings.as_cells() if settings else {},
+        mask_names=_mask_names(entry),
         flags=settings.flags() if settings else "",
         chart=loss_chart(entry.losses, settings, FRAME_TITLE if entry.clip else X_TITLE)
         if entry.losses and settings
@@ -262,6 +265,19 @@ def _detail_page(entry: Entry, entries: list[Entry], context: dict[str, Any], si
         content_page=context["contents"][entry.content],
         style_page=context["styles"][entry.column],
     )
+
+
+def _mask_names(entry: Entry) -> dict[str, str]:
+    """The settings line of the pair's masks: each kind -> their file names, one per style for a style's
+    (``style masks: left.png | right.png``; "whole image" for a style image with none); none without masks."""
+    names = {}
+    for kind in ("style mask", "style image mask"):
+        uris = [entry.masks.get(f"{kind} {n}") for n in range(1, len(entry.styles) + 1)]
+        if any(uris):
+            names[f"{kind}s"] = " | ".join(input_name(uri) if uri else "whole image" for uri in uris)
+    if "keep mask" in entry.masks:
+        names["keep mask"] = input_name(entry.masks["keep mask"])
+    return names
 
 
 def _render(template: str, **context: Any) -> str:

@@ -58,6 +58,7 @@ class Entry:
     note: str = ""  # for a pending pair: the settings that would show its row's results
     snapshots: dict[int, int] = field(default_factory=dict)  # iteration -> file size (0: not listed), in order
     clip: bool = False  # a clip: its losses are one row per frame, its folder holds its videos
+    masks: dict[str, str] = field(default_factory=dict)  # role (style mask 1, keep mask, ...) -> URI, as recorded
 
     @property
     def column(self) -> str:
@@ -115,7 +116,15 @@ def read_entries(out: str, pairs: list[Pair] | None = None) -> list[Entry]:
         for pair in pairs:
             entry = found.get(pair.pair_id)
             if entry is None:
-                entry = Entry(pair.pair_id, Status.PENDING, pair.content, pair.styles, pair.settings, clip=pair.clip)
+                entry = Entry(
+                    pair.pair_id,
+                    Status.PENDING,
+                    pair.content,
+                    pair.styles,
+                    pair.settings,
+                    clip=pair.clip,
+                    masks=pair.masks,
+                )
                 entry.note = _other_settings(pair, others)
             entries.append(entry)
     for entry in entries:
@@ -173,7 +182,8 @@ def _entry(pair_id: str, blobs: dict[str, bytes | None]) -> Entry | None:
         return None
     status = Status.RENDERED if isinstance(record, RenderRecord) else Status.FAILED
     styles = tuple(s.uri for s in record.styles)
-    entry = Entry(pair_id, status, record.content.uri, styles, record.settings, record)
+    masks = {role: mask.uri for role, mask in record.masks.items()}
+    entry = Entry(pair_id, status, record.content.uri, styles, record.settings, record, masks=masks)
     if status == Status.RENDERED and blobs[LOSSES]:
         with contextlib.suppress(RecordError):
             entry.losses = read_losses(blobs[LOSSES])

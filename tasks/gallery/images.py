@@ -26,11 +26,13 @@ __all__ = [
     "contact_sheets",
     "input_images",
     "keyed_thumbnails",
+    "mask_images",
     "png_size",
     "thumbnails",
 ]
 
 THUMB, PREVIEW = 480, 768  # result thumbnails fill a 3-column grid on a wide screen; input previews
+INPUTS, MASKS = "inputs", "masks"  # the gallery's folders of input and mask pictures
 log = logging.getLogger(__name__)
 K = TypeVar("K")
 Still = Callable[[], Image.Image | None]  # a picture of an input that is not one (a clip), None if there is none
@@ -94,27 +96,51 @@ def input_images(
     stills = stills or {}
     files = [f for e in entries if e.record for f in [e.record.content, *e.record.styles]]
     files += [InputFile(uri=uri) for e in entries for uri in [e.content, *e.styles]]
+    keys = _copies(store, gallery, INPUTS, files, ".jpg", lambda uri: _input_files(uri, stills.get(uri)))
+    return {
+        uri: {"thumb": f"{INPUTS}/{key}.jpg", "preview": f"{INPUTS}/{key}-preview.jpg"} for uri, key in keys.items()
+    }
+
+
+def mask_images(store: Store, gallery: str, entries: list[Entry]) -> dict[str, str]:
+    """mask URI -> its picture relative to the gallery (a greyscale PNG, as the engine reads it), of every pair's
+    masks (``Entry.masks``); unreadable masks are left out."""
+    files = [f for e in entries if e.record for f in e.record.masks.values()]
+    files += [InputFile(uri=uri) for e in entries for uri in e.masks.values()]
+    keys = _copies(store, gallery, MASKS, files, ".png", _mask_file)
+    return {uri: f"{MASKS}/{key}.png" for uri, key in keys.items()}
+
+
+def _copies(
+    store: Store,
+    gallery: str,
+    folder: str,
+    files: list[InputFile],
+    suffix: str,
+    make: Callable[[str], dict[str, bytes] | None],
+) -> dict[str, str]:
+    """URI -> key of the pictures of ``files`` in the gallery's ``folder``, as ``<key><suffix>`` for each suffix ->
+    bytes that ``make`` gives for the URI; only those whose ``<key><suffix>`` is missing are made, and those that
+    cannot be made are left out. The checksum of a rendered file, where known, goes into its key."""
     keys: dict[str, str] = {}
-    for item in files:  # the checksum of a rendered input, where known, names its thumbnail
+    for item in files:
         if item.sha256 or item.uri not in keys:
             keys[item.uri] = hashlib.sha256(f"{item.uri}\0{item.sha256}".encode()).hexdigest()[:16]
-    existing = store.names(f"{gallery}/inputs")
-    todo = [uri for uri, key in keys.items() if f"inputs/{key}.jpg" not in existing]
+    if not keys:  # no listing: each is a request on S3
+        return {}
+    existing = store.names(f"{gallery}/{folder}")
+    todo = [uri for uri, key in keys.items() if f"{folder}/{key}{suffix}" not in existing]
     with ThreadPoolExecutor(max_workers=8) as pool:  # inputs may be remote: overlap the reads
-        made = dict(zip(todo, pool.map(lambda uri: _input_files(uri, stills.get(uri)), todo), strict=True))
+        made = dict(zip(todo, pool.map(make, todo), strict=True))
     store.put(
         {
-            f"{gallery}/inputs/{keys[uri]}{suffix}": data
-            for uri, files in made.items()
-            if files
-            for suffix, data in files.items()
+            f"{gallery}/{folder}/{keys[uri]}{name}": data
+            for uri, pictures in made.items()
+            if pictures
+            for name, data in pictures.items()
         },
     )
-    return {
-        uri: {"thumb": f"inputs/{key}.jpg", "preview": f"inputs/{key}-preview.jpg"}
-        for uri, key in keys.items()
-        if uri not in made or made[uri]
-    }
+    return {uri: key for uri, key in keys.items() if uri not in made or made[uri]}
 
 
 def contact_sheets(
@@ -278,6 +304,15 @@ def _input_files(uri: str, still: Still | None = None) -> dict[str, bytes] | Non
         return None
 
 
+def _mask_file(uri: str) -> dict[str, bytes] | None:
+    """A mask's greyscale picture, as ``nst_core.masks.mask_at`` reads it (white: where it applies)."""
+    try:
+        return {".png": _encode(decode_image(read_bytes(uri, "mask"), uri, "mask").convert("L"), THUMB, "PNG")}
+    except Exception as exc:
+        log.debug("gallery: no picture of mask %s: %s", uri, exc)
+        return None
+
+
 def _jpeg(data: bytes | None, size: int) -> bytes | None:
     try:
         return None if data is None else _encode(decode_image(data, "result"), size)
@@ -286,11 +321,11 @@ def _jpeg(data: bytes | None, size: int) -> bytes | None:
         return None
 
 
-def _encode(image: Image.Image, size: int) -> bytes:
+def _encode(image: Image.Image, size: int, kind: str = "JPEG") -> bytes:
     image = image.copy()
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
+    image.save(buffer, kind, **({"quality": 85} if kind == "JPEG" else {}))
     return buffer.getvalue()
 
 

@@ -101,10 +101,13 @@ class FakePair:
     settings: Settings = field(default_factory=lambda: Settings.from_values({**FAST, "iterations": 3, "device": "cpu"}))
     tags: tuple[str, ...] = ()
     row: int = 2
+    style_masks: tuple[str, ...] = ()  # as ``Pair``'s (the keep mask is a setting)
+    style_image_masks: tuple[str, ...] = ()
 
     @property
     def pair(self) -> Pair:
-        return Pair(self.pair_id, self.row, self.content, self.styles, self.settings, self.tags)
+        masks = {"style_masks": self.style_masks, "style_image_masks": self.style_image_masks}
+        return Pair(self.pair_id, self.row, self.content, self.styles, self.settings, self.tags, **masks)
 
     def losses(self) -> list[LossRow]:
         return [
@@ -127,6 +130,7 @@ class FakePair:
             tags=list(self.tags),
             content=InputFile(uri=self.content, sha256="0" * 64),
             styles=[InputFile(uri=uri, sha256="1" * 64) for uri in self.styles],
+            masks={role: InputFile(uri=uri, sha256="2" * 64) for role, uri in self.pair.masks.items()},
             settings=self.settings,
             precision="fp32",
             timings=RenderTimings(setup_s=0.1, optimise_s=0.2, ms_per_iteration=66.0, evaluations=4, wall_s=0.3),
