@@ -59,14 +59,21 @@ def main() -> None:
 @click.argument("content")
 @click.argument("styles", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Output image path or URI (.png, .jpg).")
+@click.option("--style-masks", default="", help="One mask per style, separated by |: white where that style applies.")
+@click.option("--style-image-masks", default="", help="One mask per style image, separated by | (blank: all of it).")
 @setting_options
-def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any) -> None:
+def render_one(
+    content: str, styles: tuple[str, ...], output: str, style_masks: str, style_image_masks: str, **values: Any
+) -> None:
     """Render CONTENT in the style of STYLE [STYLE...] and write it to --output."""
     from flows.display import render_with_progress
     from nst_core.images import write_image
 
+    masks = {
+        name: _entries(cell) for name, cell in (("style_masks", style_masks), ("style_image_masks", style_image_masks))
+    }
     try:
-        result = render_with_progress(content, list(styles), settings_from(values))
+        result = render_with_progress(content, list(styles), settings_from(values), **masks)
         write_image(result.image, output)
         for iteration, snapshot in result.snapshots.items():
             write_image(snapshot, _snapshot_path(output, iteration))
@@ -78,6 +85,11 @@ def render_one(content: str, styles: tuple[str, ...], output: str, **values: Any
         f"({result.timings.ms_per_iteration:.0f} ms/iteration); final loss {last.total:.4g}"
     )
     click.echo(output)
+
+
+def _entries(cell: str) -> list[str | None]:
+    """A ``|``-separated flag's entries, blank ones as None."""
+    return [part.strip() or None for part in cell.split("|")] if cell else []
 
 
 def _fail_render(exc: Exception) -> NoReturn:

@@ -269,8 +269,11 @@ class RunDisplay(logging.Handler):
             self._line(f"{where}: {outcome.status}{detail}")
 
 
-def render_with_progress(content: str, styles: list[str], settings: Settings) -> RenderResult:
-    """``nst_core.render`` with a bar (iteration, speed, time left) and the loss terms (``stylebatch render-one``)."""
+def render_with_progress(
+    content: str, styles: list[str], settings: Settings, **masks: Sequence[str | None]
+) -> RenderResult:
+    """``nst_core.render`` with a bar (iteration, speed, time left) and the loss terms (``stylebatch render-one``);
+    ``masks``: ``render``'s ``style_masks`` and ``style_image_masks``."""
     from nst_core import render
 
     with _bars(console) as bars:
@@ -281,4 +284,4 @@ def render_with_progress(content: str, styles: list[str], settings: Settings) ->
             speed = f"{step.iteration / step.elapsed_s:.1f} it/s"
             bars.update(task, completed=step.iteration, info=speed, losses=losses)
 
-        return render(content, styles, settings, on_step=on_step)
+        return render(content, styles, settings, on_step=on_step, **masks)

@@ -135,6 +135,8 @@ def _track(key: int, job: BatchJob) -> Track:
     check_sizes(content.size, [style.size for style in styles], s)
     if not (job.style_masks or any(job.style_image_masks) or s.keep_mask):
         return Track(key, s, content, styles, job.guide)
+    if not all(job.style_masks):
+        raise InputError("a style mask is blank: every style needs its mask")
     masks = Masks(
         tuple(_open(mask, "style mask", s) for mask in job.style_masks),
         tuple(None if mask is None else _open(mask, "style image mask", s) for mask in job.style_image_masks),

@@ -159,3 +159,20 @@ def test_group_help_lists_render_one() -> None:
     assert result.exit_code == 0
     assert "render-one" in result.stdout
     assert "settings" in result.stdout
+
+
+def test_render_one_with_masks(tmp_path: Path, image_factory: Callable[..., Path], content_path: Path) -> None:
+    """Two styles placed by masks, the second from part of its image; a wrong count exits 2 with one line."""
+    second = image_factory("style2.png", seed=4)
+    left = Image.new("L", (40, 32), 0)
+    left.paste(255, (0, 0, 20, 32))
+    left.save(tmp_path / "left.png")
+    Image.eval(left, lambda v: 255 - v).save(tmp_path / "right.png")
+    style, out = str(image_factory("style.png", seed=2)), tmp_path / "out.png"
+    masks = f"{tmp_path / 'left.png'}|{tmp_path / 'right.png'}"
+    common = ["render-one", str(content_path), style, str(second), "-o", str(out), *FAST]
+    result = run(*common, "--style-masks", masks, "--style-image-masks", f"|{tmp_path / 'right.png'}")
+    assert result.exit_code == 0 and out.exists(), result.stderr
+    wrong = run(*common, "--style-masks", str(tmp_path / "left.png"))
+    assert wrong.exit_code == 2
+    assert_mentions(wrong.stderr, "1 style masks for 2 style images")
