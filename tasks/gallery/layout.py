@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from nst_core import Settings
+from tasks.manifest.read import label_cells
 
 if TYPE_CHECKING:
     from tasks.gallery.entries import Entry
@@ -155,7 +156,7 @@ def page_of(kind: str, key: str) -> str:
 
 
 def _text(entry: Entry) -> dict[str, str]:
-    text = entry.settings.as_cells() if entry.settings else {}
+    text = label_cells(entry.settings, bool(entry.masks)) if entry.settings else {}
     return {k: v for k, v in text.items() if Settings.knob(k).compared}
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "Pair",
     "RowError",
     "is_file_reference",
+    "label_cells",
     "labelled",
     "manifest_name",
     "read_manifest",
@@ -294,7 +295,7 @@ def labelled(pairs: list[Pair]) -> list[Pair]:
     variants: dict[tuple[str, tuple[str, ...]], list[Pair]] = {}
     for pair in pairs:
         variants.setdefault((pair.content, pair.styles), []).append(pair)
-    cells = {pair.pair_id: _label_cells(pair) for pair in pairs}
+    cells = {pair.pair_id: label_cells(pair.settings, pair.masked) for pair in pairs}
     labels = {}
     for group in variants.values():
         texts = [cells[pair.pair_id] for pair in group]
@@ -308,10 +309,10 @@ def labelled(pairs: list[Pair]) -> list[Pair]:
     return [pair if pair.label else replace(pair, label=labels[pair.pair_id]) for pair in pairs]
 
 
-def _label_cells(pair: Pair) -> dict[str, str]:
+def label_cells(settings: Settings, masked: bool) -> dict[str, str]:
     """The settings' cells that a label may name: files by their names, the masks' settings only with masks."""
-    cells = pair.settings.as_cells()
-    if not pair.masked:
+    cells = settings.as_cells()
+    if not masked:
         cells = {k: v for k, v in cells.items() if not Settings.knob(k).masks}
     return {k: _stem(v) if k in FILE_SETTINGS and is_file_reference(v) else v for k, v in cells.items()}
 
