@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import signal
 import sys
 from importlib.metadata import version
 from pathlib import PurePosixPath
@@ -273,6 +274,9 @@ def _serve_gallery(out: str, port: int) -> None:
         fail(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc} (--port 0 picks a free port)")
     say(f"serving {out} on 127.0.0.1 (Ctrl-C stops)")
     click.echo(f"http://127.0.0.1:{server.server_address[1]}/{INDEX}")
+    # Ctrl-C stops it whatever this process was started with: a parent may leave SIGINT ignored or blocked.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     with server:
         try:
             server.serve_forever()

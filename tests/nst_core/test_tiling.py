@@ -122,11 +122,11 @@ def test_tiled_gradients_equal_untiled(backbone: str) -> None:
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_tiled_render_gives_the_untiled_losses_and_pixels(optimizer: str) -> None:
     """Two pairs in one batch, rendered in 32 px tiles (crops with halos) and whole: the same loss logs and pixels."""
-    values = {"weights": "random:0", "image_size": 96, "iterations": 4, "device": "cpu", "optimizer": optimizer}
+    values = {"weights": "random:0", "image_size": 64, "iterations": 4, "device": "cpu", "optimizer": optimizer}
     s = Settings.from_values(values | {"content_layers": "relu3_1", "style_layers": "relu1_1|relu2_1|relu3_1"})
-    # Pairs whose line searches meet no near-tie: with seed 5, sums taken in another order (~1e-7) flip one of
-    # L-BFGS's strong-Wolfe choices (7 evaluations whole, 8 tiled), and the trajectories part after iteration 1.
-    jobs = [BatchJob(make_image(seed, (96, 80)), [make_image(seed + 1, (64, 64))], s) for seed in (1, 6)]
+    # Pairs whose line searches meet no near-tie: with seeds 3 or 6, sums taken in another order (~1e-7) flip one
+    # of L-BFGS's strong-Wolfe choices, and the trajectories part after the first iterations.
+    jobs = [BatchJob(make_image(seed, (64, 48)), [make_image(seed + 1, (64, 64))], s) for seed in (1, 7)]
     whole = render_batch(jobs)
     tiled = render_batch([BatchJob(j.content, j.styles, s.model_copy(update={"tile_size": 32})) for j in jobs])
     for a, b in zip(whole, tiled, strict=True):
