@@ -26,9 +26,8 @@ from nst_core.catalogue import Window, layer_names, windows_to
 from nst_core.images import long_side_size
 from nst_core.settings import Settings
 
-__all__ = ["MASK_MODES", "layer_mask", "mask_at", "mask_problem", "shape_problem"]
+__all__ = ["layer_mask", "mask_at", "mask_problem", "shape_problem"]
 
-MASK_MODES = ("simple", "inside")
 ASPECT_TOLERANCE = 0.01  # a mask's width/height may differ this much (relatively) from its image's
 
 

@@ -74,7 +74,7 @@ class Pair:
     @property
     def masked(self) -> bool:
         """Whether masks place its styles or keep pixels (``nst_core.regions``)."""
-        return bool(self.style_masks or any(self.style_image_masks) or self.settings.keep_mask)
+        return bool(self.masks)
 
     @property
     def fingerprint(self) -> str:
