@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from nst_core.backbones import FeatureNet
+from nst_core.checkpoints import Checkpoints, TrackState, on_device, to_cpu
 from nst_core.device import autocast
 from nst_core.gather import Gatherer
 from nst_core.levels import (
@@ -92,6 +93,32 @@ class Track:
     def step(self) -> None:
         self.optimizer.step(self.objective)
 
+    def state(self) -> TrackState:
+        """Its state after its last iteration (its pending log rows recorded), on the CPU."""
+        point = self.objective.last_point
+        memo = None if point is None else (point[0], point[1], tuple(point[2]))
+        return TrackState(
+            self.level.number,
+            self.iteration,
+            to_cpu(self.image),
+            to_cpu(self.optimizer.state_dict()),
+            self.objective.scale,
+            to_cpu(memo),
+            self.past_evaluations,
+            self.objective.evaluations,
+            tuple(self.log),
+        )
+
+    def resume(self, level: Level, state: TrackState, request: Callable[[int], None]) -> None:
+        """Optimise ``level`` from ``state`` on (its pixels, optimiser, objective, log), as it was saved."""
+        device = level.content.device
+        self.begin_level(level, state.image.to(device), request)
+        self.optimizer.load_state_dict(on_device(state.optimizer, device))
+        memo = None if state.memo is None else on_device(state.memo, device)
+        point = None if memo is None else (memo[0], memo[1], LossTerms(*memo[2]))
+        self.objective.restore(state.scale, point, state.evaluations)
+        self.past_evaluations, self.iteration, self.log = state.past_evaluations, state.iteration, list(state.log)
+
     @property
     def evaluations(self) -> int:
         return self.past_evaluations + (self.objective.evaluations if self.objective is not None else 0)
@@ -117,9 +144,10 @@ class Batch:
         precision: str,
         on_step: Callable[[int, StepInfo], None] | None,
         on_snapshot: OnSnapshot | None = None,
+        checkpoints: Checkpoints | None = None,
     ):
         self.s, self.device, self.precision, self.on_step = settings, device, precision, on_step
-        self.on_snapshot = on_snapshot
+        self.on_snapshot, self.checkpoints = on_snapshot, checkpoints
         self.layers = list(dict.fromkeys(settings.content_layers + settings.style_layers))
         self.net, self.memory = net, memory_format(settings, device)  # net: prepared in that format
         self.tiler = Tiler(net, self.layers, settings.tile_size, device, precision) if settings.tile_size else None
@@ -127,28 +155,49 @@ class Batch:
         self.chunk = 10 if settings.optimizer == "adam" and device.type != "cpu" else 1
         self.tracks: dict[int, Track] = {}
 
-    def run(self, tracks: list[Track]) -> float:
-        """Optimise every track through every level (failures end up in ``Track.error``); return the time taken."""
+    def run(self, tracks: list[Track], states: dict[int, TrackState] | None = None) -> float:
+        """Optimise every track through every level (failures end up in ``Track.error``), or from ``states`` (by
+        track key: one level and iteration for all) on; return the time taken."""
         start = time.perf_counter()
         self.tracks = {track.key: track for track in tracks}
+        states = states or {}
+        resumed = {(state.level, state.iteration) for state in states.values()}
+        if len(resumed) > 1 or (states and set(states) != set(self.tracks)):
+            raise ValueError(f"a batch resumes from one level and iteration for all its images, not {resumed}")
+        [(first_level, done)] = resumed or {(1, 0)}
+        logged = [state.log[-1].elapsed_s for state in states.values() if state.log]
+        start -= max(logged, default=0.0)  # times go on from where the render stopped
+        before = 0  # iterations of the levels before this one
         with Gatherer(self._evaluate, len(tracks)) as gather:
             for number, (size, iterations) in enumerate(self.s.levels(), start=1):
-                for track in self._live():
-                    try:
-                        self._begin_level(track, (number, iterations), size, gather.request)
-                    except Exception as exc:
-                        track.error = exc
-                for n in range(1, iterations + 1):
-                    self._step(gather, start, last=n == iterations)
+                if number >= first_level:
+                    for track in self._live():
+                        state = states.get(track.key) if number == first_level else None
+                        try:
+                            self._begin_level(track, (number, iterations), size, gather.request, state)
+                        except Exception as exc:
+                            track.error = exc
+                    for n in range(max(done - before, 0) + 1, iterations + 1):
+                        self._step(gather, start, last=n == iterations)
+                before += iterations
         return time.perf_counter() - start
 
     def _live(self) -> list[Track]:
         return [track for track in self.tracks.values() if track.error is None]
 
-    def _begin_level(self, track: Track, plan: tuple[int, int], size: int, request: Callable[[int], None]) -> None:
+    def _begin_level(
+        self,
+        track: Track,
+        plan: tuple[int, int],
+        size: int,
+        request: Callable[[int], None],
+        state: TrackState | None = None,
+    ) -> None:
         content, styles, masks = level_images(track.content, track.styles, size, track.s, track.masks)
         guide = None if track.guide is None else track.guide.at(content.shape[-2:]).to(self.device)
-        if track.image is not None:
+        if state is not None:
+            image = state.image.to(self.device)
+        elif track.image is not None:
             image = upscaled(track.seen, content.to(self.device))
         elif guide is not None:
             image = guide.start(content.to(self.device))
@@ -166,7 +215,10 @@ class Batch:
                 self.tiler,
             )
         level = dataclasses.replace(level, guide=guide)
-        track.begin_level(level, image.contiguous(memory_format=self.memory), request)
+        if state is not None:
+            track.resume(level, dataclasses.replace(state, image=image.contiguous(memory_format=self.memory)), request)
+        else:
+            track.begin_level(level, image.contiguous(memory_format=self.memory), request)
 
     def _step(self, gather: Gatherer, start: float, last: bool) -> None:
         """One iteration of every live track: the steps together, then each track's log."""
@@ -186,6 +238,20 @@ class Batch:
                     self._snapshot(track)
             except Exception as exc:
                 track.error = exc
+        if self.checkpoints is not None and self.checkpoints.due():
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Hand the live tracks' states to ``checkpoints.save`` (their pending log rows recorded first)."""
+        states = {}
+        for track in self._live():
+            try:
+                if track.pending:
+                    self._record(track)
+                states[track.key] = track.state()
+            except Exception as exc:
+                track.error = exc
+        self.checkpoints.save(states)
 
     def _snapshot(self, track: Track) -> None:
         """Keep the track's picture at this iteration, and hand it to ``on_snapshot`` at once (a render that is

@@ -94,6 +94,17 @@ class Objective:
         if self.memo:
             self._memo.append((self.image.detach().clone(), self.image.grad, self._latest))
 
+    @property
+    def last_point(self) -> tuple[Tensor, Tensor, LossTerms] | None:
+        """The last point evaluated (pixels, gradient, terms), where ``memo`` keeps them."""
+        return self._memo[-1] if self._memo else None
+
+    def restore(self, scale: float | None, point: tuple[Tensor, Tensor, LossTerms] | None, evaluations: int) -> None:
+        """Take up where an objective with these ``scale``, ``last_point`` and ``evaluations`` stopped."""
+        self.scale, self.evaluations = scale, evaluations
+        self._memo = [point] if point is not None else []
+        self._latest = point[2] if point is not None else None
+
     def _recall(self) -> LossTerms | None:
         for pixels, grad, terms in reversed(self._memo):
             if torch.equal(pixels, self.image):

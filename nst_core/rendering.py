@@ -16,6 +16,7 @@ from typing import TypeVar
 from PIL import Image
 
 from nst_core.batch import Batch, OnSnapshot, Track
+from nst_core.checkpoints import Checkpoints, TrackState
 from nst_core.checks import check_sizes
 from nst_core.device import pick_device, pick_precision
 from nst_core.errors import InputError
@@ -102,10 +103,14 @@ def render_batch(
     *,
     on_step: Callable[[int, StepInfo], None] | None = None,
     on_snapshot: OnSnapshot | None = None,
+    checkpoints: Checkpoints | None = None,
+    resume: dict[int, TrackState] | None = None,
 ) -> list[RenderResult | Exception]:
     """Render ``jobs`` together: a result per job, in order, or the exception that job raised (as
     ``render`` would); one job's failure never stops the others. ``on_step(job index, step)``,
-    ``on_snapshot(job index, iteration, image)``.
+    ``on_snapshot(job index, iteration, image)``. ``checkpoints``: when to take the images' states and where
+    they go; ``resume``: states to go on from (by job index), as ``checkpoints.save`` got them: the render then
+    ends exactly as it would have without the interruption (on the same device, torch and inputs).
 
     Jobs are optimised in sub-batches of one ``batch_key`` and one tensor shape at every level
     (different aspect ratios are never padded together), one sub-batch after another.
@@ -120,7 +125,8 @@ def render_batch(
             results[key] = exc
     opened_s = time.perf_counter() - start
     for group in group_batches(tracks, _shape_key):
-        for key, result in _render_group(group, opened_s, on_step, on_snapshot).items():
+        states = {track.key: resume[track.key] for track in group if resume and track.key in resume}
+        for key, result in _render_group(group, opened_s, on_step, on_snapshot, checkpoints, states).items():
             results[key] = result
     return results
 
@@ -160,6 +166,8 @@ def _render_group(
     opened_s: float,
     on_step: Callable[[int, StepInfo], None] | None,
     on_snapshot: OnSnapshot | None,
+    checkpoints: Checkpoints | None = None,
+    states: dict[int, TrackState] | None = None,
 ) -> dict[int, RenderResult | Exception]:
     """Render one sub-batch: load its network, optimise, make each track's result or keep its error."""
     start = time.perf_counter()
@@ -170,9 +178,12 @@ def _render_group(
         net = prepare_network(s, device, precision)
     except Exception as exc:  # the device, the weights: every job of the batch fails alike
         return {track.key: exc for track in tracks}
-    batch = Batch(net, s, device, precision, on_step, on_snapshot)
+    batch = Batch(net, s, device, precision, on_step, on_snapshot, checkpoints)
     setup_s = opened_s + time.perf_counter() - start
-    optimise_s = batch.run(tracks)
+    try:
+        optimise_s = batch.run(tracks, states)
+    except ValueError as exc:  # states that cannot be resumed together: each job fails alike
+        return {track.key: exc for track in tracks}
     total = s.total_iterations
     results: dict[int, RenderResult | Exception] = {}
     for track in tracks:
