@@ -110,7 +110,8 @@ def render_batch(
     ``render`` would); one job's failure never stops the others. ``on_step(job index, step)``,
     ``on_snapshot(job index, iteration, image)``. ``checkpoints``: when to take the images' states and where
     they go; ``resume``: states to go on from (by job index), as ``checkpoints.save`` got them: the render then
-    ends exactly as it would have without the interruption (on the same device, torch and inputs).
+    ends exactly as it would have without the interruption (on the same device, torch and inputs, in a batch
+    of the same jobs). Jobs resumed from different iterations render in sub-batches of their own.
 
     Jobs are optimised in sub-batches of one ``batch_key`` and one tensor shape at every level
     (different aspect ratios are never padded together), one sub-batch after another.
@@ -124,8 +125,14 @@ def render_batch(
         except Exception as exc:
             results[key] = exc
     opened_s = time.perf_counter() - start
-    for group in group_batches(tracks, _shape_key):
-        states = {track.key: resume[track.key] for track in group if resume and track.key in resume}
+    resume = resume or {}
+
+    def key(track: Track) -> tuple:  # images resumed from another iteration cannot step with these
+        state = resume.get(track.key)
+        return _shape_key(track), None if state is None else (state.level, state.iteration)
+
+    for group in group_batches(tracks, key):
+        states = {track.key: resume[track.key] for track in group if track.key in resume}
         for key, result in _render_group(group, opened_s, on_step, on_snapshot, checkpoints, states).items():
             results[key] = result
     return results
@@ -180,10 +187,7 @@ def _render_group(
         return {track.key: exc for track in tracks}
     batch = Batch(net, s, device, precision, on_step, on_snapshot, checkpoints)
     setup_s = opened_s + time.perf_counter() - start
-    try:
-        optimise_s = batch.run(tracks, states)
-    except ValueError as exc:  # states that cannot be resumed together: each job fails alike
-        return {track.key: exc for track in tracks}
+    optimise_s = batch.run(tracks, states)
     total = s.total_iterations
     results: dict[int, RenderResult | Exception] = {}
     for track in tracks:

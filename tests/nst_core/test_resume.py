@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import astuple, replace
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -70,11 +70,18 @@ def test_a_batch_of_three_resumes_bit_for_bit() -> None:
         assert terms(resumed) == terms(whole)
 
 
-def test_a_batch_resumes_from_one_iteration_only() -> None:
-    s = Settings(**TINY, iterations=4)
+def test_jobs_resumed_from_different_iterations_render_apart_and_each_ends_as_alone() -> None:
+    s = Settings(**TINY, iterations=4, optimizer="adam")
     jobs = [BatchJob(make_image(k, (40, 32)), [make_image(10 + k, (36, 36))], s) for k in range(2)]
-    taken: dict[int, TrackState] = {}
-    render_batch(jobs, checkpoints=Checkpoints(lambda: True, taken.update))
-    mixed = {0: taken[0], 1: replace(taken[1], iteration=taken[1].iteration - 1)}
-    results = render_batch(jobs, resume=mixed)
-    assert all(isinstance(r, ValueError) for r in results)
+    alone = [render_batch([job])[0] for job in jobs]
+    states: dict[int, dict[int, TrackState]] = {}
+    for k, job in enumerate(jobs):
+        counter = iter(range(1, 10))
+        taken: dict[int, TrackState] = {}
+        render_batch([job], checkpoints=Checkpoints(lambda k=k, c=counter: next(c) == 1 + k, taken.update))
+        states[k] = taken[0]
+    assert (states[0].iteration, states[1].iteration) == (1, 2)
+    resumed = render_batch(jobs, resume=through_bytes(states))
+    for a, b in zip(alone, resumed, strict=True):
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+        assert terms(a) == terms(b)
