@@ -126,9 +126,10 @@ def settings_table() -> None:
 def run(manifest: str, quiet: bool, verbose: bool, **values: Any) -> None:
     """Render every pair of MANIFEST; setting flags are defaults for the manifest's blank cells.
 
-    Ctrl-C (or SIGTERM) stops the run at the running renders' next iteration and prints the summary
-    (exit code 130); a second Ctrl-C, 2 s or more later, exits at once. Exit code 1 if a pair failed, 2 if the
-    run could not start.
+    Ctrl-C stops the run at the running renders' next iteration and prints the summary (exit code 130); a
+    second Ctrl-C, 2 s or more later, exits at once. SIGTERM (a preemption notice) does the same after each
+    running render has saved its checkpoint, and exits 75: a rerun resumes them. Exit code 1 if a pair
+    failed, 2 if the run could not start.
     """
     from flows.signals import stop_requests
     from flows.summary import print_summary
@@ -147,11 +148,11 @@ def run(manifest: str, quiet: bool, verbose: bool, **values: Any) -> None:
                 summary = _run_flow(manifest, parsed.pairs, defaults, options, verbosity, not temporary)
         except (NstError, ServerError) as exc:
             fail(exc)
-        except stopping.Stopped:
-            fail("stopped before the run started", code=130)
+        except stopping.Stopped as exc:
+            fail(f"{exc}: the run had not started", code=stopping.exit_code())
         summary_file = _write_summary(summary, options.retry_for_s)
     print_summary(summary, summary_file)
-    sys.exit(130 if stopping.stop_requested() else 1 if summary.failed else 0)
+    sys.exit(stopping.exit_code() or (1 if summary.failed else 0))
 
 
 def _write_summary(summary: RunSummary, retry_for_s: float) -> str:

@@ -266,6 +266,7 @@ class RunDisplay(logging.Handler):
             self._line(f"{where}: {outcome.reason}", logging.ERROR)
         elif not self.live and self.verbosity != "quiet":
             detail = f" in {outcome.wall_s:.1f} s" if outcome.status == Status.RENDERED else f": {outcome.reason}"
+            detail += "" if outcome.resumed_at is None else f" (resumed at iteration {outcome.resumed_at})"
             self._line(f"{where}: {outcome.status}{detail}")
 
 

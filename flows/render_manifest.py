@@ -19,7 +19,7 @@ from prefect.artifacts import (
 )
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Cancelled, Failed, State
+from prefect.states import Cancelled, Crashed, Failed, State
 from prefect.utilities.urls import url_for
 
 from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
@@ -49,7 +49,7 @@ from tasks.runs.report import (
     table_rows,
 )
 from tasks.storage.inputs import forget_run
-from tasks.storage.records import Status
+from tasks.storage.records import RUN_STATUSES, Status
 
 __all__ = ["render_manifest", "render_pairs", "verdict"]
 
@@ -79,11 +79,13 @@ def _run_name() -> str:
 def verdict(statuses: list[Status], data: Any) -> Any:
     """``data`` as the run's end, in the state that says how it went (the Prefect UI's runs list shows it):
     Completed (``data`` itself) when nothing failed; Failed when something failed and nothing rendered (or was
-    finished already); Failed named ``Partial`` when some rendered and some failed; Cancelled after a stop request.
+    finished already); Failed named ``Partial`` when some rendered and some failed; Cancelled after a stop request;
+    Crashed named ``Preempted`` after a preemption notice (SIGTERM: the machine went away, a rerun resumes).
     The message counts the pairs, e.g. ``3 rendered, 1 failed``."""
-    counts = {status: statuses.count(status) for status in (Status.RENDERED, Status.SKIPPED, Status.FAILED)}
-    counts[Status.CANCELLED] = statuses.count(Status.CANCELLED)
+    counts = {status: statuses.count(status) for status in RUN_STATUSES}
     message = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status == Status.RENDERED)
+    if counts[Status.PREEMPTED] or stopping.preempted():
+        return Crashed(name="Preempted", message=f"preempted: {message}", data=data)
     if counts[Status.CANCELLED] or stopping.stop_requested():
         return Cancelled(message=f"stopped: {message}", data=data)
     if not counts[Status.FAILED]:
@@ -203,6 +205,8 @@ def _collect(futures: dict[PrefectFuture[Any], list[Pair]], artifact: UUID) -> l
 def _outcomes(future: PrefectFuture[Any], pairs: list[Pair]) -> list[Outcome]:
     """What a render task returned for its pairs (a failed task's outcomes are its Failed state's data)."""
     if future.wrapped_future.cancelled():
+        if stopping.preempted():
+            return [_ended(pair, Status.PREEMPTED, "not started (SIGTERM)") for pair in pairs]
         return [_ended(pair, Status.CANCELLED, "not started (Ctrl-C)") for pair in pairs]
     try:
         outcome = future.result(raise_on_failure=False)

@@ -2,8 +2,9 @@
 Ctrl-C and SIGTERM (Prefect then installs no handler of its own).
 
 The first SIGINT or SIGTERM asks the run to stop (``tasks.runs.stopping``): running renders stop at their
-next iteration and the summary is printed. One that comes ``SAME_STOP_S`` or more later quits at once,
-after releasing the run's leases and stopping its temporary server. Sooner, it is the same stop delivered
+next iteration (after SIGTERM, a preemption notice, each saves its checkpoint first) and the summary is
+printed. One that comes ``SAME_STOP_S`` or more later quits at once, after releasing the run's leases and
+stopping its temporary server. Sooner, it is the same stop delivered
 twice: ``uv run`` forwards a signal that its process group got already (a script's ``kill -INT -- -PGID``,
 a supervisor's SIGTERM to the group).
 """
@@ -36,9 +37,11 @@ def stop_requests() -> Iterator[None]:
     def handle(signum: int, frame: object) -> None:
         if not first:
             first.append(time.monotonic())
-            stopping.request_stop()
+            preempt = signum == signal.SIGTERM
+            stopping.request_stop(preempt)
+            what = "preempted (SIGTERM): running renders save a checkpoint and stop" if preempt else "stopping"
             say(
-                "stopping: running renders stop at their next iteration "
+                f"{what}: running renders stop at their next iteration "
                 f"(Ctrl-C again, {SAME_STOP_S:g} s or more from now, to quit at once)"
             )
         elif time.monotonic() - first[0] >= SAME_STOP_S:

@@ -178,6 +178,8 @@ class Batch:
                         except Exception as exc:
                             track.error = exc
                     for n in range(max(done - before, 0) + 1, iterations + 1):
+                        if not self._live():
+                            break
                         self._step(gather, start, last=n == iterations)
                 before += iterations
         return time.perf_counter() - start
@@ -242,7 +244,8 @@ class Batch:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Hand the live tracks' states to ``checkpoints.save`` (their pending log rows recorded first)."""
+        """Hand the live tracks' states to ``checkpoints.save`` (their pending log rows recorded first); what it
+        raises (it ends the render: a preemption) becomes every live track's error."""
         states = {}
         for track in self._live():
             try:
@@ -251,7 +254,11 @@ class Batch:
                 states[track.key] = track.state()
             except Exception as exc:
                 track.error = exc
-        self.checkpoints.save(states)
+        try:
+            self.checkpoints.save(states)
+        except Exception as exc:
+            for track in self._live():
+                track.error = exc
 
     def _snapshot(self, track: Track) -> None:
         """Keep the track's picture at this iteration, and hand it to ``on_snapshot`` at once (a render that is

@@ -46,7 +46,8 @@ class TrackState:
 @dataclass(frozen=True)
 class Checkpoints:
     """When to take a batch's states, and what to do with them: ``due()`` is asked after every iteration;
-    when it says yes, ``save({job index: state})`` gets the states of the batch's live images."""
+    when it says yes, ``save({job index: state})`` gets the states of the batch's live images. What ``save``
+    raises ends the render of those images with that error (a preemption: saved, now stop)."""
 
     due: Callable[[], bool]
     save: Callable[[dict[int, TrackState]], None]

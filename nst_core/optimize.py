@@ -37,7 +37,7 @@ def make_optimizer(s: Settings, image: Tensor) -> torch.optim.Optimizer:
         lr=s.lr,
         max_iter=1,
         max_eval=1 + LINE_SEARCH_EVALUATIONS,
-        history_size=100,
+        history_size=s.lbfgs_history,
         tolerance_grad=-1,
         tolerance_change=-1,
         line_search_fn="strong_wolfe",

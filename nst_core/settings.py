@@ -29,6 +29,8 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.04}  # Adam: gordicaleksa's 10 on the 0-25
 DEFAULT_WEIGHTS = {"target": (1.0, 3.0, 0.1), "reference": (1e5, 3e4, 1.0)}
 # Clips, picked with bench/video.py: the temporal term's weight; a later frame's iterations (a share of the first's).
 TEMPORAL_WEIGHT, FRAME_ITERATIONS = 30.0, 125
+# Picked with bench/checkpoint.py: the reference implementations' history; a checkpoint's interval.
+LBFGS_HISTORY, CHECKPOINT_EVERY_S = 100, 300.0
 INIT_MODES = ("content", "noise", "style")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -42,6 +44,7 @@ class Knob:
     compared: bool = True  # the gallery tells pairs apart by it
     clip: bool = False  # only a clip's frames use it: a still's fingerprint leaves it out
     masks: bool = False  # only rows with masks use it: the fingerprint of a row without masks leaves it out
+    newer: bool = False  # newer than pairs finished with its default's behaviour: at its default, left out of ids
 
 
 PER_IMAGE = Knob(per_image=True)  # targets, loss weights, optimiser state: each image's own
@@ -52,6 +55,8 @@ CLIP = Knob(clip=True)  # how a clip's frames render
 CLIP_PER_IMAGE = Knob(per_image=True, clip=True)
 CLIP_LIMIT = Knob(per_image=True, pixels=False, clip=True)  # which clips it accepts
 MASKS = Knob(per_image=True, masks=True)  # how masks place styles (``nst_core.masks``)
+NEWER_PER_IMAGE = Knob(per_image=True, newer=True)
+CHECKPOINTS = Knob(per_image=True, pixels=False, compared=False)  # when the pipeline saves a render's state
 _LIST_FIELDS = ("content_layers", "content_layer_weights", "style_layers", "style_layer_weights", "style_weights")
 
 
@@ -137,6 +142,13 @@ class Settings(BaseModel):
         "content", description="Start image: content, noise (seeded), style, or an image path/URI."
     )
     optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="Optimiser of the image's pixels.")
+    lbfgs_history: Annotated[int, NEWER_PER_IMAGE] = Field(
+        LBFGS_HISTORY,
+        ge=1,
+        le=1000,
+        description="L-BFGS: steps of curvature history kept (each one two copies of the image in memory and in "
+        "checkpoints).",
+    )
     lr: Annotated[float | None, PER_IMAGE] = Field(
         None, gt=0, validate_default=True, description="Learning rate (default: 1.0 for lbfgs, 0.04 for adam)."
     )
@@ -174,6 +186,12 @@ class Settings(BaseModel):
     )
     snapshot_every: Annotated[int, PER_IMAGE] = Field(
         0, ge=0, description="Keep a snapshot every N iterations (0: none)."
+    )
+    checkpoint_every_s: Annotated[float, CHECKPOINTS] = Field(
+        CHECKPOINT_EVERY_S,
+        ge=0,
+        description="Save the render's state (pixels, optimiser, log) this often, in seconds of rendering, and at "
+        "once on SIGTERM; a rerun resumes from it (0: never).",
     )
     temporal_weight: Annotated[float, CLIP_PER_IMAGE] = Field(
         TEMPORAL_WEIGHT,

@@ -326,9 +326,12 @@ def _auto_id(pair: Pair) -> str:
 def _pixel_settings(settings: Settings, clip: bool, masked: bool) -> dict[str, Any]:
     """The settings that can change the picture (``Knob.pixels``; channels_last predates the knobs, and stays
     in, so that finished pairs keep their ids), those of clips (``Knob.clip``) for a clip only, those of masks
-    (``Knob.masks``) for a row with masks only."""
+    (``Knob.masks``) for a row with masks only, newer ones (``Knob.newer``) unless they differ from their default."""
     names = Settings.names(pixels=True) - (frozenset() if clip else Settings.names(clip=True))
-    return settings.model_dump(mode="json", include=names - (frozenset() if masked else Settings.names(masks=True)))
+    names -= frozenset() if masked else Settings.names(masks=True)
+    fields = Settings.model_fields
+    names -= {name for name in Settings.names(newer=True) if getattr(settings, name) == fields[name].default}
+    return settings.model_dump(mode="json", include=names)
 
 
 def _slug(text: str) -> str:

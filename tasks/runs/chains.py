@@ -1,8 +1,9 @@
 """Clip rows from start to end: chains of frames (``nst_core.video.chain``) on the pipeline.
 
 A clip row renders frame after frame. Each frame is written like a pair (``frames/<pair id>/<NNNNNN>/``, its
-completion record last), so that a chain that is stopped or killed resumes at its first unfinished frame and
-renders no finished frame again; the chain holds one lease. The chains of a batch render in lockstep: frame t of
+completion record last), so that a chain that is stopped or killed resumes at its first unfinished frame, from
+that frame's checkpoint where it has one (``tasks.runs.resume``), and renders no finished frame again; the chain
+holds one lease. The chains of a batch render in lockstep: frame t of
 each, together, on one device (``nst_core.render_batch``). A failure stops its own chain only. When a chain's last
 frame is written, the clip is assembled in the pair's folder (``clip_files``), its completion record last. Optical
 flows come from ``tasks.storage.flows``: once per clip, for every style rendered from it.
@@ -21,6 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from nst_core import BatchJob, RenderResult, StepInfo
+from nst_core.checkpoints import TrackState
 from nst_core.images import decode_image, resize_long_side
 from nst_core.video.chain import frame_job, frame_settings, previous_frames
 from nst_core.video.clips import FrameRange, probe_clip, read_frames
@@ -40,6 +42,7 @@ from tasks.runs.pairs import (
     store_result,
 )
 from tasks.runs.records import Outcome
+from tasks.runs.resume import Saver, identity, resumable
 from tasks.storage.flows import FlowStore
 from tasks.storage.folders import finished, write_pair
 from tasks.storage.leases import Lease
@@ -84,11 +87,18 @@ class _Chain:
     flows: FlowStore
     start: int  # the first frame to render
     done: dict[int, Image.Image]  # stylised frames, read back or rendered
+    ids: dict[str, str]  # the render's identity (``tasks.runs.resume``)
+    resume: TrackState | None = None  # where the first frame to render resumes
     error: Exception | None = None
     failed_at: int = 0  # the frame it stopped at
 
     def fail(self, exc: Exception, index: int) -> None:
         self.error, self.failed_at = exc, index
+
+    @property
+    def resumed_at(self) -> int | None:
+        """The iteration of the whole chain that it resumed at from a frame's checkpoint, if it did."""
+        return None if self.resume is None else chain_iterations(self.pair, self.start) + self.resume.iteration
 
     def frame_pair(self, index: int) -> Pair:
         return dataclasses.replace(self.pair, pair_id=frame_folder(self.pair.pair_id, index))
@@ -131,7 +141,8 @@ def run_chains(
                     outcome = _assemble(chain, run, time.monotonic() - start)
             except Exception as exc:
                 outcome = ended_outcome(chain.pair, run, exc)
-            outcomes[index] = outcome.model_copy(update={"frames": f"{len(chain.done)}/{len(chain.frames)}"})
+            frames = f"{len(chain.done)}/{len(chain.frames)}"
+            outcomes[index] = outcome.model_copy(update={"frames": frames, "resumed_at": chain.resumed_at})
     finally:
         for lease in leases.values():
             release_lease(lease, options.retry_for_s)
@@ -152,13 +163,17 @@ def _open(pair: Pair, run: RunContext) -> _Chain:
     styles, masks = images[: len(pair.styles)], dict(zip(pair.masks, images[len(pair.styles) :], strict=True))
     flows = FlowStore(run.root, frames, s.flow)
     checksums[pair.content] = flows.folder.rsplit("/", 1)[-1]  # the clip's frames' hash
-    chain = _Chain(pair, frames, info.fps / s.frame_step, info.has_audio, styles, masks, checksums, flows, 0, {})
+    ids = identity(pair, checksums, run.device)
+    chain = _Chain(pair, frames, info.fps / s.frame_step, info.has_audio, styles, masks, checksums, flows, 0, {}, ids)
     if run.options.force:
         return chain
     while chain.start < len(frames) and finished(
         run.options.out, frame_folder(pair.pair_id, chain.start), pair.fingerprint
     ):
         chain.start += 1
+    if chain.start < len(frames):
+        label = f"{pair.label} frame {chain.start}"
+        chain.resume = resumable(run.root, chain.frame_pair(chain.start), label, ids, retry_for_s)
     for index in range(chain.start):  # read back the frames the rest follow, and every frame for the clip
         data = run.root.fs.cat_file(run.root.pair(frame_folder(pair.pair_id, index), RESULT))
         chain.done[index] = decode_image(data, run.root.pair_uri(frame_folder(pair.pair_id, index), RESULT), "frame")
@@ -179,7 +194,11 @@ def _render_frames(chains: dict[int, _Chain], run: RunContext, start: float, on_
                 chains[i].fail(exc, t)
         offsets = {i: chain_iterations(chains[i].pair, t) for i in order}
         step = None if on_step is None else _counted(on_step, offsets)
-        for i, result in zip(order, render_jobs(jobs, run.options, start, step, order, lambda *_: None), strict=True):
+        frames = [chains[i].frame_pair(t) for i in order]
+        saver = Saver.of(run.root, frames, [f.pair_id for f in frames], [chains[i].ids for i in order])
+        resume = {job: chains[i].resume for job, i in enumerate(order) if chains[i].resume and chains[i].start == t}
+        results = render_jobs(jobs, run.options, start, step, order, lambda *_: None, saver, resume)
+        for i, result in zip(order, results, strict=True):
             try:
                 if isinstance(result, Exception):
                     raise result

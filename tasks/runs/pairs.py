@@ -3,10 +3,11 @@
 Pairs of one batch (``run_batch``) are rendered together by ``nst_core.render_batch``; everything
 else is each pair's own: its lease, its inputs, its ``Outcome``, its failure record, its snapshots
 (written into its folder as they are taken, so that a pair that fails or is stopped keeps its partial
-picture), its outputs written and marked done on their own. ``run_pair`` is a batch of one. Whatever
-goes wrong with one pair (its inputs, settings, weights, storage, the render itself) becomes that
-pair's outcome with a one-line reason, and its failure record; nothing here ends the run. A pair
-stopped by Ctrl-C or held by another run leaves its folder as it was, but for the snapshots it took.
+picture), its checkpoints (``tasks.runs.resume``: a render resumes from its pair's), its outputs written
+and marked done on their own. ``run_pair`` is a batch of one. Whatever goes wrong with one pair (its inputs,
+settings, weights, storage, the render itself) becomes that pair's outcome with a one-line reason, and its
+failure record; nothing here ends the run. A pair stopped by Ctrl-C or SIGTERM, or held by another run,
+leaves its folder as it was, but for the snapshots and checkpoints it took.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TypeVar
 from PIL import Image
 
 from nst_core import BatchJob, RenderResult, StepInfo, StorageError, batch_key, render_batch
+from nst_core.checkpoints import TrackState
 from nst_core.images import decode_image, read_bytes
 from nst_core.rendering import group_batches
 from tasks.manifest.read import Pair
@@ -33,6 +35,7 @@ from tasks.runs import stopping
 from tasks.runs.failures import failure_of
 from tasks.runs.options import RunOptions
 from tasks.runs.records import Outcome
+from tasks.runs.resume import Saver, identity, resumable
 from tasks.storage.folders import finished, write_failure, write_pair
 from tasks.storage.inputs import fetch
 from tasks.storage.leases import Holder, Lease, acquire
@@ -47,6 +50,7 @@ from tasks.storage.records import (
     Status,
     pair_files,
     snapshot_file,
+    snapshot_iteration,
     snapshot_name,
 )
 from tasks.storage.retries import retry_transient
@@ -85,6 +89,16 @@ class _Inputs:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Started:
+    """A claimed pair's inputs, its render's identity, and where it resumes (its state, the snapshots before)."""
+
+    inputs: _Inputs
+    ids: dict[str, str]
+    state: TrackState | None
+    snapshots: dict[int, Image.Image]
+
+
+@dataclasses.dataclass(frozen=True)
 class RunContext:
     """What the pairs of a batch share: the options, the output root, the run (inputs are read once per run)."""
 
@@ -119,23 +133,30 @@ def run_batch(
     outcomes: dict[int, Outcome] = {}
     leases: dict[int, Lease] = {}
 
-    def opened(_: int, pair: Pair) -> _Inputs:
+    def opened(_: int, pair: Pair) -> _Started:
         inputs = _fetch(pair, run)
-        _clear_snapshots(pair, run)
-        return inputs
+        ids = identity(pair, inputs.checksums, device)
+        state = resumable(run.root, pair, pair.label, ids, options.retry_for_s)
+        return _Started(inputs, ids, state, _earlier_snapshots(pair, run, state.iteration if state else 0))
 
     try:
-        inputs = claim_all(pairs, run, opened, outcomes, leases)
-        order = list(inputs)
-        jobs = [_job(pairs[i], inputs[i], device) for i in order]
-        results = render_jobs(jobs, options, start, on_step, order, _snapshot_writer(run, [pairs[i] for i in order]))
+        started = claim_all(pairs, run, opened, outcomes, leases)
+        order = list(started)
+        mine = [pairs[i] for i in order]
+        jobs = [_job(pairs[i], started[i].inputs, device) for i in order]
+        saver = Saver.of(run.root, mine, [pair.pair_id for pair in mine], [started[i].ids for i in order])
+        resume = {job: started[i].state for job, i in enumerate(order) if started[i].state}
+        results = render_jobs(jobs, options, start, on_step, order, _snapshot_writer(run, mine), saver, resume)
         for index, result in zip(order, results, strict=True):
-            pair = pairs[index]
+            pair, begun = pairs[index], started[index]
             try:
                 if isinstance(result, Exception):
                     outcomes[index] = ended_outcome(pair, run, result, batch_size=len(order))
                 else:
-                    outcomes[index] = _store(pair, run, result, inputs[index].checksums, started_at, start)
+                    result = dataclasses.replace(result, snapshots=begun.snapshots | result.snapshots)
+                    outcome = _store(pair, run, result, begun.inputs.checksums, started_at, start)
+                    resumed_at = begun.state.iteration if begun.state else None
+                    outcomes[index] = outcome.model_copy(update={"resumed_at": resumed_at})
             except Exception as exc:
                 outcomes[index] = ended_outcome(pair, run, exc)
     finally:
@@ -241,15 +262,22 @@ def read_images(
     return images, {uri: hashlib.sha256(blob).hexdigest() for uri, blob in data.items()}
 
 
-def _clear_snapshots(pair: Pair, run: RunContext) -> None:
-    """Delete an earlier attempt's snapshots, so that the folder's snapshots are this render's (best effort:
-    left behind, they would only be shown as the partial picture of a pair that fails early)."""
+def _earlier_snapshots(pair: Pair, run: RunContext, resumed_at: int) -> dict[int, Image.Image]:
+    """The snapshots of an earlier attempt up to the iteration the render resumes at, read back; those after it
+    are deleted, so that the folder's snapshots are this render's (best effort: left behind, they would only be
+    shown as the partial picture of a pair that fails early)."""
     fs, folder = run.root.fs, run.root.pair(pair.pair_id, SNAPSHOTS)
+    kept: dict[int, Image.Image] = {}
     try:
-        if fs.exists(folder):
-            fs.rm(folder, recursive=True)
+        for path in fs.find(folder) if fs.exists(folder) else []:
+            iteration = snapshot_iteration(path)
+            if iteration is not None and iteration <= resumed_at:
+                kept[iteration] = decode_image(fs.cat_file(path), path, "snapshot")
+            else:
+                fs.rm_file(path)
     except Exception as exc:
-        log.warning("could not delete the old snapshots of %s: %s", pair.pair_id, failure_of(exc).reason)
+        log.warning("could not read or delete the old snapshots of %s: %s", pair.pair_id, failure_of(exc).reason)
+    return kept
 
 
 def _snapshot_writer(run: RunContext, pairs: Sequence[Pair]) -> Snapshot:
@@ -287,10 +315,14 @@ def render_jobs(
     on_step: BatchStep | None,
     order: list[int],
     on_snapshot: Snapshot,
+    saver: Saver | None = None,
+    resume: dict[int, TrackState] | None = None,
 ) -> list[RenderResult | Exception]:
     """``render_batch``; the jobs that fail on a transient storage error (weights or an init image on a
     flaky store) are rendered again, together, until ``options.retry_for_s`` is spent. ``on_snapshot`` takes
-    the job's index in ``jobs``."""
+    the job's index in ``jobs``; ``saver`` saves the jobs' checkpoints, and ``resume`` has the states to resume
+    jobs from (by index in ``jobs``)."""
+    resume = resume or {}
     deadline = None if options.timeout_s is None else (start + options.timeout_s, options.timeout_s)
     results: list[RenderResult | Exception | None] = [None] * len(jobs)
     todo = list(range(len(jobs)))
@@ -302,8 +334,14 @@ def render_jobs(
         def snapshot(job: int, iteration: int, image: Image.Image) -> None:
             on_snapshot(tried[job], iteration, image)
 
-        step = _checked(on_step, deadline, [order[i] for i in tried])
-        rendered = render_batch([jobs[i] for i in tried], on_step=step, on_snapshot=snapshot)
+        step = _checked(on_step, deadline, [order[i] for i in tried], saving=saver is not None)
+        rendered = render_batch(
+            [jobs[i] for i in tried],
+            on_step=step,
+            on_snapshot=snapshot,
+            checkpoints=None if saver is None else saver.hook(tried),
+            resume={job: resume[i] for job, i in enumerate(tried) if i in resume},
+        )
         for i, result in zip(tried, rendered, strict=True):
             results[i] = result
         todo = [i for i in tried if isinstance(results[i], StorageError) and results[i].transient]
@@ -318,12 +356,16 @@ def render_jobs(
     return results
 
 
-def _checked(on_step: BatchStep | None, deadline: tuple[float, float] | None, indices: list[int]) -> BatchStep:
+def _checked(
+    on_step: BatchStep | None, deadline: tuple[float, float] | None, indices: list[int], saving: bool = False
+) -> BatchStep:
     """``on_step`` with the pairs' ``indices`` in the batch, after stopping a render at the iteration
-    where Ctrl-C or the timeout came (the timeout counts from the batch's start)."""
+    where Ctrl-C or the timeout came (the timeout counts from the batch's start); where the render is
+    ``saving`` checkpoints, a preemption notice is left to its saver (which saves, then stops it)."""
 
     def step(job: int, info: StepInfo) -> None:
-        stopping.check()
+        if not (saving and stopping.preempted()):
+            stopping.check()
         if deadline is not None and time.monotonic() > deadline[0]:
             raise TimeoutError(f"timed out after {deadline[1]:g} s (--timeout)")
         if on_step is not None:
@@ -359,11 +401,12 @@ def store_result(
 
 
 def ended_outcome(pair: Pair, run: RunContext, exc: Exception, batch_size: int = 1, where: str = "") -> Outcome:
-    """The outcome of a pair that did not render (in a batch of ``batch_size``): cancelled (its
-    folder untouched), or failed and recorded in its failure record where the store allows. ``where``: a
-    clip's frame it stopped at, e.g. ``frame 12: ``, before the reason."""
+    """The outcome of a pair that did not render (in a batch of ``batch_size``): cancelled or preempted (its
+    folder untouched but for its snapshots and checkpoints), or failed and recorded in its failure record where
+    the store allows. ``where``: a clip's frame it stopped at, e.g. ``frame 12: ``, before the reason."""
     if isinstance(exc, stopping.Stopped):
-        return pair_outcome(pair, run, Status.CANCELLED, reason=where + str(exc))
+        status = Status.PREEMPTED if isinstance(exc, stopping.Preempted) else Status.CANCELLED
+        return pair_outcome(pair, run, status, reason=where + str(exc))
     failure = failure_of(exc, pair.settings, run.device, batch_size)
     failure = dataclasses.replace(failure, reason=where + failure.reason)
     try:

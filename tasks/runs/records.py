@@ -1,6 +1,6 @@
 """What a run reports, as typed records beside the pair folder's own (``tasks.storage.records``).
 
-- ``Outcome``: how a render task left one pair (rendered, skipped, failed, cancelled), with why;
+- ``Outcome``: how a render task left one pair (rendered, skipped, failed, cancelled, preempted), with why;
 - ``RunSummary``: the counts and a ``SummaryRow`` per pair and per bad manifest row, and the gallery;
 - ``GalleryResult``: where the gallery and its contact sheets are, what they show, notes for the user.
 
@@ -34,6 +34,7 @@ class Outcome(_Record):
     device: str = ""
     worker: str = ""  # host:pid
     frames: str = ""  # a clip's: frames done / frames, e.g. "12/48"
+    resumed_at: int | None = None  # the iteration its render resumed at from a checkpoint (a clip's: of its frame)
     traceback: str = Field("", exclude=True)  # in the failure record and the task's log: state data stays small
 
 
@@ -64,6 +65,7 @@ class SummaryRow(_Record):
     time_s: float | None = None
     output: str = ""
     frames: str = ""  # a clip's: frames done / frames
+    resumed_at: int | None = None  # the iteration it resumed at from a checkpoint
 
 
 class RunSummary(_Record):
@@ -75,6 +77,7 @@ class RunSummary(_Record):
     skipped: int
     failed: int
     cancelled: int
+    preempted: int = 0
     total_s: float
     pairs: list[SummaryRow]
     gallery: GalleryResult = GalleryResult()
@@ -86,6 +89,8 @@ class RunSummary(_Record):
         return cls(manifest=manifest, out=out, **counts, total_s=total_s, pairs=rows)
 
     def totals(self) -> str:
-        """``rendered 3, skipped 0, failed 1, cancelled 0 in 12.3 s``"""
-        counts = ", ".join(f"{status} {getattr(self, status)}" for status in RUN_STATUSES)
+        """``rendered 3, skipped 0, failed 1, cancelled 0 in 12.3 s`` (``, preempted 2`` after cancelled, where
+        there are such pairs)"""
+        shown = [status for status in RUN_STATUSES if status != Status.PREEMPTED or self.preempted]
+        counts = ", ".join(f"{status} {getattr(self, status)}" for status in shown)
         return f"{counts} in {self.total_s:.1f} s"

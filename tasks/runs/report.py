@@ -54,12 +54,17 @@ def _row(pair: Pair, outcome: Outcome, root: OutputRoot) -> SummaryRow:
         content=pair.content,
         style="|".join(pair.styles),
         status=outcome.status,
-        reason=outcome.reason,
+        reason=outcome.reason or _resumed(outcome),
         final=outcome.final,
         time_s=outcome.wall_s,
         output=root.pair_uri(pair.pair_id, VIDEO if pair.clip else RESULT),  # a clip's video, not its middle frame
         frames=outcome.frames,
+        resumed_at=outcome.resumed_at,
     )
+
+
+def _resumed(outcome: Outcome) -> str:
+    return "" if outcome.resumed_at is None else f"resumed at iteration {outcome.resumed_at}"
 
 
 def write_summary(summary: RunSummary, retry_for_s: float, now: datetime | None = None) -> str:
@@ -168,7 +173,9 @@ def markdown_report(summary: RunSummary, links: Links) -> str:
     lines = [
         f"# {md_escape(summary.manifest)}",
         f"**{summary.rendered}** rendered, **{summary.skipped}** skipped, **{summary.failed}** failed, "
-        f"**{summary.cancelled}** cancelled in {summary.total_s:.1f} s.",
+        f"**{summary.cancelled}** cancelled"
+        + (f", **{summary.preempted}** preempted" if summary.preempted else "")
+        + f" in {summary.total_s:.1f} s.",
         f"- Outputs: {md_code(summary.out)}",
         f"- Gallery: {_gallery(summary.gallery, summary.out, links)}",
         *(f"\n{md_image(f'contact sheet {n}', url)}" for n, url in enumerate(sheets, start=1)),

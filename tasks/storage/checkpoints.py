@@ -17,6 +17,7 @@ import torch
 from pydantic import ValidationError
 
 from nst_core.checkpoints import TrackState
+from nst_core.io_errors import storage_error
 from tasks.storage.records import _Record
 from tasks.storage.root import OutputRoot, write_file
 
@@ -44,7 +45,16 @@ class Pointer(_Record):
 
 
 def write_checkpoint(root: OutputRoot, pair_id: str, state: TrackState, identity: dict[str, str]) -> None:
-    """Save ``state`` of the render ``identity`` names, then point to it (the state before it kept)."""
+    """Save ``state`` of the render ``identity`` names, then point to it (the state before it kept).
+
+    Raises ``StorageError``."""
+    try:
+        _write(root, pair_id, state, identity)
+    except Exception as exc:
+        raise storage_error(exc, "checkpoint", root.pair_uri(pair_id, CHECKPOINT)) from exc
+
+
+def _write(root: OutputRoot, pair_id: str, state: TrackState, identity: dict[str, str]) -> None:
     buffer = io.BytesIO()
     torch.save(state.dump(), buffer)
     data = buffer.getvalue()
@@ -66,7 +76,16 @@ def write_checkpoint(root: OutputRoot, pair_id: str, state: TrackState, identity
 
 
 def read_checkpoint(root: OutputRoot, pair_id: str, identity: dict[str, str]) -> tuple[TrackState | None, str]:
-    """The newest whole state of the render ``identity`` names, or None and why not (empty: there is none)."""
+    """The newest whole state of the render ``identity`` names, or None and why not (empty: there is none).
+
+    Raises ``StorageError``."""
+    try:
+        return _read(root, pair_id, identity)
+    except Exception as exc:
+        raise storage_error(exc, "checkpoint", root.pair_uri(pair_id, CHECKPOINT)) from exc
+
+
+def _read(root: OutputRoot, pair_id: str, identity: dict[str, str]) -> tuple[TrackState | None, str]:
     pointer = _pointer(root, pair_id)
     if pointer is None:
         return None, ""

@@ -84,16 +84,19 @@ M = TypeVar("M", bound=BaseModel)
 
 class Status(StrEnum):
     """Where a pair stands: what its folder says (rendered, failed; pending, with neither record) and what a
-    run did with it (skipped: finished already, or held by another run; cancelled: stopped before it finished)."""
+    run did with it (skipped: finished already, or held by another run; cancelled: stopped before it finished;
+    preempted: stopped by a preemption notice, its checkpoint saved for the rerun)."""
 
     RENDERED = "rendered"
     SKIPPED = "skipped"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
     PENDING = "pending"
 
 
-RUN_STATUSES = (Status.RENDERED, Status.SKIPPED, Status.FAILED, Status.CANCELLED)  # a run's, in its summary's order
+# A run's, in its summary's order; preempted is counted where there are such pairs.
+RUN_STATUSES = (Status.RENDERED, Status.SKIPPED, Status.FAILED, Status.CANCELLED, Status.PREEMPTED)
 
 
 class RecordError(ValueError):

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from flows.cli import main
-from flows.flags import markdown_settings_table
+from flows.flags import flag, markdown_settings_table
 from nst_core import Settings
 
 FAST = ["--weights", "random:0", "--image-size", "32", "--iterations", "3", "--device", "cpu"]
@@ -138,7 +138,7 @@ def test_help_lists_every_setting() -> None:
     assert result.exit_code == 0
     flags = set(result.stdout.replace("/", " ").replace(",", " ").split())
     for name in Settings.model_fields:
-        assert "--" + name.replace("_", "-") in flags, name
+        assert flag(name) in flags, name
     assert "--no-channels-last" in flags
     assert "--output" in flags
 

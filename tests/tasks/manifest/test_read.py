@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 import pytest
 
 from nst_core import Settings, SettingsError, StorageError
-from tasks.manifest.read import Manifest, Pair, RowError, _auto_id, read_manifest
+from tasks.manifest.read import Manifest, Pair, RowError, _auto_id, _pixel_settings, read_manifest
 from tasks.storage.root import OutputRoot
 
 if TYPE_CHECKING:  # fixtures' types (tests/conftest.py)
@@ -394,7 +395,15 @@ def test_inputs_change_the_fingerprint(tmp_path: Path) -> None:
 # --- the fingerprint: every setting that changes the pixels --------------------------------------------------------
 
 # where and how fast it runs, and a limit on inputs: the pixels are the same
-NOT_IN_FINGERPRINT = {"device", "max_pixels", "cudnn_benchmark", "compile", "tile_size", "max_frames"}
+NOT_IN_FINGERPRINT = {
+    "device",
+    "max_pixels",
+    "cudnn_benchmark",
+    "compile",
+    "tile_size",
+    "max_frames",
+    "checkpoint_every_s",
+}
 CLIP_ONLY = {name for name in Settings.model_fields if Settings.knob(name).clip}  # not in a still's fingerprint
 # not in the fingerprint of a row without masks (a keep mask is a mask)
 MASKS_ONLY = {name for name in Settings.model_fields if Settings.knob(name).masks} - {"keep_mask"}
@@ -445,6 +454,16 @@ def test_every_setting_but_the_device_and_input_limit_changes_the_pair_id(name: 
     unused = NOT_IN_FINGERPRINT | (set() if clip else CLIP_ONLY) | (set() if masked else MASKS_ONLY)
     assert same is (name in unused), f"{name}: fingerprint {'unchanged' if same else 'changed'}"
     assert (_auto_id(before) == _auto_id(after)) is same
+
+
+@pytest.mark.parametrize("name", sorted(Settings.names(newer=True)))
+def test_a_newer_setting_at_its_default_is_left_out_of_the_id(name: str) -> None:
+    """Pairs finished before the setting existed rendered as its default does: they keep their ids."""
+    settings = Settings()
+    payload = json.dumps(_pixel_settings(settings, clip=False, masked=False))
+    assert name not in payload
+    changed = settings.model_copy(update={name: other_value(name, getattr(settings, name))})
+    assert name in json.dumps(_pixel_settings(changed, clip=False, masked=False))
 
 
 def test_a_bad_default_is_one_error_not_one_per_row(tmp_path: Path) -> None:
