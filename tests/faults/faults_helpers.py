@@ -28,7 +28,9 @@ from tests.support import wait_for
 STYLEBATCH = str(BIN / "stylebatch")
 UV = os.environ.get("UV") or shutil.which("uv") or "uv"  # uv sets UV in what it runs (uv run pytest)
 SERVER_MODULE = "flows.temporary_server"
-TOTALS = re.compile(r"^rendered (\d+), skipped (\d+), failed (\d+), cancelled (\d+) in ([\d.]+) s; outputs in (.+)$")
+TOTALS = re.compile(
+    r"^rendered (\d+), skipped (\d+), failed (\d+), cancelled (\d+)(?:, preempted \d+)? in ([\d.]+) s; outputs in (.+)$"
+)
 # ~1 s a pair on a 2-core CPU (32 px: no mirrored margin; 20 L-BFGS iterations, random weights): long enough to be
 # caught mid-render.
 SLOW = ["--weights", "random:0", "--image-size", "32", "--iterations", "20"]

@@ -42,8 +42,9 @@ def test_one_stop_request_stops_the_run_gracefully_however_it_arrives(
     tiny: Tiny, tmp_path: Path, harness_env: dict[str, str], how: str
 ) -> None:
     """One user action counts once, through ``uv run`` too: running renders stop at their next iteration, no
-    new pair starts, the summary is printed, exit 130, no lease left. With the session's server (the next test
-    covers a run's own server on a second Ctrl-C)."""
+    new pair starts, the summary is printed, exit 130, no lease left. SIGTERM is a preemption notice: the running
+    render saves its checkpoint first, and the run exits 75 with its pairs preempted. With the session's server
+    (the next test covers a run's own server on a second Ctrl-C)."""
     uv, terminal, _ = STOPS[how]
     manifest = tiny.cross(2, 2)
     out = tmp_path / "out"
@@ -54,13 +55,16 @@ def test_one_stop_request_stops_the_run_gracefully_however_it_arrives(
     send_stop(run, how)
     code = run.wait()
     assert time.monotonic() - stopped < 15
-    assert code == 130, run.stderr
-    assert run.totals() == (0, 0, 0, 4)
-    assert run.stderr.count("stopping: running renders stop at their next iteration") == 1
+    preempted = how == "supervisor"
+    assert code == (75 if preempted else 130), run.stderr
+    said = "preempted (SIGTERM): running renders save a checkpoint and stop" if preempted else "stopping"
+    assert run.stderr.count(f"{said}: running renders stop at their next iteration") == 1
     assert "Traceback" not in run.stderr + run.stdout
     assert_consistent(out)
-    assert pair_dirs(out) == {}  # nothing started is left behind: no result, no lease
-    assert len(run.pairs("cancelled")) == 4
+    summary = run.summary()
+    assert (summary.rendered, summary.cancelled, summary.preempted) == ((0, 0, 4) if preempted else (0, 4, 0))
+    # Nothing started is left behind (no result, no lease), but for the preempted render's checkpoint.
+    assert list(pair_dirs(out).values()) == ([{"checkpoint"}] if preempted else [])
 
 
 def test_a_second_ctrl_c_exits_at_once_and_releases_its_leases(

@@ -18,12 +18,14 @@ from torchvision import models
 from nst_core import StepInfo
 from tasks.manifest.read import Pair, read_manifest
 from tasks.runs import stopping
+from tasks.runs.chains import run_chains
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import run_batch
 from tasks.storage.checkpoints import CHECKPOINT, POINTER
 from tasks.storage.records import LOSSES, RESULT, SNAPSHOTS, read_losses
-from tasks.storage.root import OutputRoot
+from tasks.storage.root import OutputRoot, frame_folder
 from tests.conftest import make_image
+from tests.nst_core.video.samples import smooth_frames, write_mp4
 
 if TYPE_CHECKING:
     from tests.support import Bucket
@@ -173,3 +175,26 @@ def test_another_render_s_checkpoint_is_refused_with_one_line(tmp_path: Path, ca
     stopping.reset()
     [outcome] = run_batch([pair], RunOptions(out=out), run_id="last")
     assert (outcome.status, outcome.resumed_at) == ("rendered", None)  # the new weights' checkpoint was changed's
+
+
+def test_a_clip_preempted_mid_frame_resumes_that_frame(tmp_path: Path) -> None:
+    """Frames done stay done; the frame in progress resumes at its iteration, and every frame ends as uninterrupted."""
+    write_mp4(str(tmp_path / "clip.mp4"), smooth_frames(3, (32, 24)), fps=12)
+    make_image(2, (36, 36)).save(tmp_path / "style.png")
+    (tmp_path / "m.csv").write_text("content,style\nclip.mp4,style.png\n")
+    settings = SETTINGS | {"iterations": 3, "frame_iterations": 3, "snapshot_every": 0}
+    [pair] = read_manifest(str(tmp_path / "m.csv"), settings).pairs
+    out = str(tmp_path / "out")
+    [outcome] = run_chains([pair], RunOptions(out=out), on_step=preempt_at(3 + 2), run_id="one")
+    assert outcome.status == "preempted" and outcome.reason.startswith("frame 1: ")
+
+    stopping.reset()
+    [outcome] = run_chains([pair], RunOptions(out=out), run_id="two")
+    assert (outcome.status, outcome.resumed_at) == ("rendered", 3 + 2)
+    [whole] = run_chains([pair], RunOptions(out=str(tmp_path / "whole")), run_id="three")
+    assert whole.resumed_at is None
+    for t in range(3):
+        frames = [
+            OutputRoot.open(o).pair(frame_folder(pair.pair_id, t), RESULT) for o in (out, str(tmp_path / "whole"))
+        ]
+        assert pixels(Path(frames[0]).read_bytes()) == pixels(Path(frames[1]).read_bytes()), t
