@@ -28,9 +28,10 @@ from tasks.storage.checkpoints import read_checkpoint, write_checkpoint
 from tasks.storage.retries import retry_transient
 from tasks.storage.root import OutputRoot
 
-__all__ = ["Saver", "identity", "resumable"]
+__all__ = ["MAX_OVERHEAD", "Saver", "identity", "resumable"]
 
 log = logging.getLogger(__name__)
+MAX_OVERHEAD = 0.02  # of the render's time: a checkpoint that took w s to write is followed by one w / 0.02 s later
 
 
 def identity(pair: Pair, checksums: dict[str, str], device: str | None) -> dict[str, str]:
@@ -78,15 +79,16 @@ def resumable(root: OutputRoot, pair: Pair, label: str, ids: dict[str, str], ret
 
 class Saver:
     """The checkpoints of one batch's pairs (``folders[job]``: the pair's folder; ``ids[job]``: its render's
-    ``identity``): due every ``checkpoint_every_s`` seconds (the smallest of the batch's) and on a preemption notice,
-    after which the render stops (``Preempted``). A checkpoint that cannot be written is logged, and the render goes
-    on. Pairs with ``checkpoint_every_s`` 0 save none."""
+    ``identity``): due every ``checkpoint_every_s`` seconds (the smallest of the batch's), but never so often that
+    writing them takes more than ``MAX_OVERHEAD`` of the time, and at once on a preemption notice, after which the
+    render stops (``Preempted``). A checkpoint that cannot be written is logged, and the render goes on. Pairs with
+    ``checkpoint_every_s`` 0 save none."""
 
     def __init__(self, root: OutputRoot, pairs: Sequence[Pair], folders: Sequence[str], ids: Sequence[dict[str, str]]):
         self.root, self.folders, self.ids = root, folders, ids
         self.saving = {job for job, pair in enumerate(pairs) if pair.settings.checkpoint_every_s}
         self.every_s = min((pairs[job].settings.checkpoint_every_s for job in self.saving), default=0.0)
-        self.last = time.monotonic()
+        self.last, self.wait_s = time.monotonic(), self.every_s
 
     @classmethod
     def of(
@@ -101,10 +103,11 @@ class Saver:
         return Checkpoints(self.due, lambda states: self.save({jobs[key]: state for key, state in states.items()}))
 
     def due(self) -> bool:
-        return stopping.preempted() or time.monotonic() - self.last >= self.every_s
+        return stopping.preempted() or time.monotonic() - self.last >= self.wait_s
 
     def save(self, states: dict[int, TrackState]) -> None:
         """Write each job's state; after a preemption notice, raise ``Preempted`` to stop the render."""
+        start = time.monotonic()
         for job, state in states.items():
             if job not in self.saving:
                 continue
@@ -113,4 +116,5 @@ class Saver:
             except Exception as exc:
                 log.warning("could not save the checkpoint of %s: %s", self.folders[job], failure_of(exc).reason)
         self.last = time.monotonic()
+        self.wait_s = max(self.every_s, (self.last - start) / MAX_OVERHEAD)
         stopping.check()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +18,9 @@ from PIL import Image
 from torchvision import models
 
 from nst_core import StepInfo
+from nst_core.checkpoints import TrackState
 from tasks.manifest.read import Pair, read_manifest
-from tasks.runs import stopping
+from tasks.runs import resume, stopping
 from tasks.runs.chains import run_chains
 from tasks.runs.options import RunOptions
 from tasks.runs.pairs import run_batch
@@ -42,7 +45,9 @@ SETTINGS = {
 
 
 @pytest.fixture(autouse=True)
-def no_stop() -> Iterator[None]:
+def no_stop(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No stop request; and a checkpoint at every iteration, however long the last one took to write."""
+    monkeypatch.setattr(resume, "MAX_OVERHEAD", math.inf)
     stopping.reset()
     yield
     stopping.reset()
@@ -198,3 +203,21 @@ def test_a_clip_preempted_mid_frame_resumes_that_frame(tmp_path: Path) -> None:
             OutputRoot.open(o).pair(frame_folder(pair.pair_id, t), RESULT) for o in (out, str(tmp_path / "whole"))
         ]
         assert pixels(Path(frames[0]).read_bytes()) == pixels(Path(frames[1]).read_bytes()), t
+
+
+def test_checkpoints_never_take_more_than_their_share_of_the_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However short the interval, the next checkpoint waits 1 / MAX_OVERHEAD times as long as the last one's write."""
+    monkeypatch.setattr(resume, "MAX_OVERHEAD", 0.02)
+    [pair] = manifest_pairs(tmp_path)
+    root = OutputRoot.open(str(tmp_path / "out"))
+    saver = resume.Saver.of(root, [pair], [pair.pair_id], [{"torch": "x"}])
+    assert saver is not None and saver.due()  # the interval, 1e-6 s, has passed
+    state = TrackState(1, 3, torch.zeros(1, 3, 256, 256), {"state": {}, "param_groups": []}, 0.5, None, 0, 3, ())
+    start = time.monotonic()
+    saver.save({0: state})
+    spent = time.monotonic() - start
+    assert root.fs.exists(root.pair(pair.pair_id, POINTER))
+    assert not saver.due()
+    assert spent / 0.02 >= saver.wait_s > pair.settings.checkpoint_every_s
