@@ -18,12 +18,11 @@ from pydantic import ValidationError
 
 from nst_core.checkpoints import TrackState
 from nst_core.io_errors import storage_error
-from tasks.storage.records import _Record
+from tasks.storage.records import CHECKPOINT, _Record
 from tasks.storage.root import OutputRoot, write_file
 
 __all__ = ["CHECKPOINT", "Pointer", "Saved", "read_checkpoint", "write_checkpoint"]
 
-CHECKPOINT = "checkpoint"
 POINTER = f"{CHECKPOINT}/latest.json"
 KEEP = 2  # states kept: the newest, and the one before it should the newest be damaged
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from nst_core import StepInfo
 
 __all__ = [
+    "CHECKPOINT",
     "CLIP_VIDEOS",
     "DONE",
     "FAILED",
@@ -77,6 +78,7 @@ DONE = "done.json"
 FAILED = "failed.json"
 LEASE = "lease.json"
 SNAPSHOTS = "snapshots"
+CHECKPOINT = "checkpoint"  # a render's saved states (``tasks.storage.checkpoints``)
 VIDEO, PREVIEW, SOURCE_PREVIEW = "result.mp4", "preview.webm", "source.webm"  # a clip's
 CLIP_VIDEOS = (VIDEO, PREVIEW, SOURCE_PREVIEW)
 M = TypeVar("M", bound=BaseModel)
@@ -294,6 +296,11 @@ def folder_table() -> str:
         (
             f"{SNAPSHOTS}/NNNNN.png",
             "with `snapshot_every`, the image at iteration NNNNN (at its level's size), written as it is taken",
+        ),
+        (
+            f"{CHECKPOINT}/NNNNNN.pt, {CHECKPOINT}/latest.json",
+            "while it renders: its newest two saved states (at iteration NNNNNN) and the pointer to them, with their "
+            "checksums (see Checkpoints); gone once it completes",
         ),
         (VIDEO, "a clip's: the styled clip (H.264, the source's frame rate and sound)"),
         (PREVIEW, "a clip's: a small looping preview of it (VP9 webm)"),

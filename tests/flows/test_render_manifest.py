@@ -27,6 +27,7 @@ from prefect.client.schemas.filters import (
 from prefect.utilities.urls import url_for
 
 from flows.render_manifest import render_manifest
+from tasks.runs import stopping
 from tasks.runs.records import RunSummary, SummaryRow
 from tasks.storage.records import DONE, RECORD, read_record
 from tasks.storage.root import GALLERY, RUNS
@@ -528,3 +529,20 @@ def test_run_states_tell_all_good_partial_and_nothing_rendered_apart(tiny: Tiny,
                 if a.type == "markdown"
             )
             assert f"/runs/flow-run/{child})" in report.data
+
+
+def test_a_preempted_run_is_crashed_named_preempted(tiny: Tiny, tmp_path: Path) -> None:
+    """After a preemption notice the run's state says so (not Failed, not Cancelled): a scheduler retries it."""
+    tiny.images(2, 1)
+    manifest = tiny.manifest("content,style\ncontent1.png,style1.png\ncontent2.png,style1.png\n", "preempted.csv")
+    stopping.request_stop(preempt=True)  # as SIGTERM's handler does; here before the first pair is claimed
+    try:
+        summary, run_id = run(manifest, tmp_path / "out")
+    finally:
+        stopping.reset()
+    assert (summary.rendered, summary.preempted) == (0, 2)
+    assert summary.totals().startswith("rendered 0, skipped 0, failed 0, cancelled 0, preempted 2 in ")
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(run_id)
+    assert (flow_run.state_type.value, flow_run.state_name) == ("CRASHED", "Preempted")
+    assert flow_run.state.message == "preempted: 0 rendered, 2 preempted"
