@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from prefect.states import Cancelled, Crashed, Failed, State
 from prefect.utilities.urls import url_for
 
 from flows.executors import cluster_has_gpus, dask_gpu_annotation, task_runner
+from flows.signals import stop_requests
 from tasks.manifest.read import Pair, manifest_name
 from tasks.render import (
     build_gallery_task,
@@ -99,7 +101,9 @@ def verdict(statuses: list[Status], data: Any) -> Any:
 @_with_run_options
 def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **options: Any) -> RunSummary | State:
     """Render every pair of ``manifest`` into ``out``; finished pairs are skipped unless ``force``. The run ends
-    Completed, Partial, Failed or Cancelled (``verdict``), with the ``RunSummary`` as its result in every case.
+    Completed, Partial, Failed, Cancelled or Preempted (``verdict``), with the ``RunSummary`` as its result in every
+    case. Where the flow runs in its process's main thread (a deployment's run, ``serve``), SIGTERM and Ctrl-C reach
+    it as they reach ``stylebatch run`` (``flows.signals``): SIGTERM saves the running renders' checkpoints.
 
     The run's artifacts: progress (pairs finished), a table of the pairs, a Markdown report and the contact sheets
     as images where a browser can open them (``tasks.runs.links``).
@@ -107,9 +111,19 @@ def render_manifest(manifest: str, defaults: dict[str, Any] | None = None, **opt
     Args:
         manifest: path or URI of the CSV manifest.
         defaults: settings for the manifest's blank cells (names as in ``nst_core.Settings``)."""
+    with _stop_requests():
+        return _render_manifest(manifest, defaults, RunOptions.of(**options))
+
+
+def _stop_requests() -> contextlib.AbstractContextManager[None]:
+    """``flows.signals.stop_requests`` where the flow runs in its process's main thread. Prefect's engine installs
+    its own SIGTERM handler around each flow run, subflows too: each flow's body installs this one again."""
+    return stop_requests() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext()
+
+
+def _render_manifest(manifest: str, defaults: dict[str, Any] | None, run: RunOptions) -> RunSummary | State:
     start = time.perf_counter()
     logger = get_run_logger()
-    run = RunOptions.of(**options)
     run_id = str(flow_run.get_id())
     parsed = load_manifest(manifest, defaults, run.retry_for_s)
     check_output(run)
@@ -171,7 +185,7 @@ def render_pairs(
     """
     stills, clips = [p for p in pairs if not p.clip], [p for p in pairs if p.clip]
     submitted: dict[PrefectFuture[Any], list[Pair]] = {}
-    with dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
+    with _stop_requests(), dask_gpu_annotation() if gpu_resources else contextlib.nullcontext():
         if options.batch_size > 1:  # pairs of one batch key together (tasks.runs.pairs.batches)
             groups = batches(stills, options.batch_size)
             futures = render_batch.map(groups, options=unmapped(options), run_id=unmapped(run_id)) if groups else []
@@ -183,7 +197,7 @@ def render_pairs(
             chains = batches(clips, options.batch_size)
             futures = render_chains.map(chains, options=unmapped(options), run_id=unmapped(run_id))
             submitted |= dict(zip(futures, chains, strict=True))
-    outcomes = _collect(submitted, artifact)
+        outcomes = _collect(submitted, artifact)
     return verdict([outcome.status for outcome in outcomes], outcomes)
 
 
