@@ -150,7 +150,7 @@ def test_settings_command_prints_the_table() -> None:
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 + len(Settings.model_fields)
     for name, line in zip(Settings.model_fields, lines[2:], strict=True):
-        assert line.startswith(f"| `{name}` (`--{name.replace('_', '-')}`) |")
+        assert line.startswith(f"| `{name}` (`{flag(name)}`) |")
     assert "`vgg19`" in lines[2 + list(Settings.model_fields).index("backbone")]
 
 
