@@ -39,9 +39,10 @@ def stop_requests() -> Iterator[None]:
             first.append(time.monotonic())
             preempt = signum == signal.SIGTERM
             stopping.request_stop(preempt)
-            what = "preempted (SIGTERM): running renders save a checkpoint and stop" if preempt else "stopping"
+            saved = "preempted (SIGTERM): running renders save a checkpoint and"
+            what = saved if preempt else "stopping: running renders"
             say(
-                f"{what}: running renders stop at their next iteration "
+                f"{what} stop at their next iteration "
                 f"(Ctrl-C again, {SAME_STOP_S:g} s or more from now, to quit at once)"
             )
         elif time.monotonic() - first[0] >= SAME_STOP_S:

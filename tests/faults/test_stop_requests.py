@@ -57,8 +57,8 @@ def test_one_stop_request_stops_the_run_gracefully_however_it_arrives(
     assert time.monotonic() - stopped < 15
     preempted = how == "supervisor"
     assert code == (75 if preempted else 130), run.stderr
-    said = "preempted (SIGTERM): running renders save a checkpoint and stop" if preempted else "stopping"
-    assert run.stderr.count(f"{said}: running renders stop at their next iteration") == 1
+    said = "preempted (SIGTERM): running renders save a checkpoint and" if preempted else "stopping: running renders"
+    assert run.stderr.count(f"{said} stop at their next iteration") == 1
     assert "Traceback" not in run.stderr + run.stdout
     assert_consistent(out)
     summary = run.summary()
