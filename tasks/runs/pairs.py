@@ -19,6 +19,7 @@ import os
 import platform
 import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -218,7 +219,8 @@ def _claim(pair: Pair, run: RunContext) -> Lease | str:
     """The pair's lease, or why it is skipped (held by another run, or finished meanwhile)."""
     stopping.check()
     retry_for_s = run.options.retry_for_s
-    lease = retry_transient(lambda: acquire(run.root, pair.pair_id), retry_for_s)
+    owner = uuid.uuid4().hex  # the same in every try (``acquire``)
+    lease = retry_transient(lambda: acquire(run.root, pair.pair_id, owner), retry_for_s)
     if isinstance(lease, Holder):
         return f"being rendered by another run ({lease})"
     if not run.options.force and retry_transient(

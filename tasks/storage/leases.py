@@ -116,28 +116,34 @@ def _release_once(lease: Lease) -> None:
         log.warning("could not release %s: %s", lease.path, exc.cause)
 
 
-def acquire(root: OutputRoot, pair_id: str) -> Lease | Holder:
-    """Take the lease on a pair's folder: our ``Lease``, or the live ``Holder`` of it.
+def acquire(root: OutputRoot, pair_id: str, owner: str | None = None) -> Lease | Holder:
+    """Take the lease on a pair's folder: our ``Lease``, or the live ``Holder`` of it. Every try of one claim
+    passes the same ``owner``: a try whose write reached the store but whose answer was lost (a dropped
+    connection) leaves a lease that the next try finds to be its own.
 
     Raises:
         StorageError: the store could not be reached or written.
     """
     fs, path = root.fs, root.pair(pair_id, LEASE)
-    mine = Holder(uuid.uuid4().hex, socket.gethostname(), os.getpid(), time.time())
+    mine = Holder(owner or uuid.uuid4().hex, socket.gethostname(), os.getpid(), time.time())
     try:
         fs.makedirs(root.pair(pair_id), exist_ok=True)
         current = _read(fs, path)
         if current is None:
             return Lease(fs, path, mine, _put(fs, path, mine, match=None))
         holder, etag = current
+        if holder.owner == mine.owner:
+            return Lease(fs, path, mine, etag)
         if not holder.stale():
             return holder
         if root.local:  # only one run takes over this stale lease
             write_file(fs, f"{path}.takeover-{holder.owner or int(holder.heartbeat)}", b"", exclusive=True)
         log.info("taking over the stale lease of %s on %s", holder, root.pair_uri(pair_id))
         return Lease(fs, path, mine, _put(fs, path, mine, match=etag or ""))
-    except FileExistsError:  # another run was quicker
+    except FileExistsError:  # another run was quicker, or this claim's lost try
         current = _read(fs, path)
+        if current is not None and current[0].owner == mine.owner:
+            return Lease(fs, path, mine, current[1])
         return current[0] if current is not None else Holder("", "another run", 0, time.time())
     except Exception as exc:
         raise storage_error(exc, "output", root.pair_uri(pair_id)) from exc

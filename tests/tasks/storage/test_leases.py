@@ -1,8 +1,11 @@
-"""Leases: a live holder is never taken over, a stale one by one run only (local disk and S3)."""
+"""Leases: a live holder is never taken over, a stale one by one run only, a claim's lost try is its own (local
+disk and S3)."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,3 +56,28 @@ def test_two_runs_taking_over_one_stale_lease_on_s3_one_wins(s3: Bucket, monkeyp
     finally:
         first.release()
     assert s3.keys("out/pair") == set()
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_claim_tried_again_finds_the_lease_its_lost_try_wrote(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    """A dropped connection after the store took the lease: the claim's next try (same owner) takes it as its own,
+    and it is not reported as held by another run; any other claim still finds it held."""
+    lost = {"owner": "claim-1", "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
+    if where == "local":
+        root = OutputRoot.open(str(tmp_path / "out"))
+        (tmp_path / "out" / "pair").mkdir(parents=True)
+        (tmp_path / "out" / "pair" / LEASE).write_text(json.dumps(lost))
+    else:
+        bucket: Bucket = request.getfixturevalue("s3")
+        root = OutputRoot.open(f"{bucket.uri}/out")
+        bucket.put(f"out/pair/{LEASE}", json.dumps(lost).encode())
+    again = acquire(root, "pair", owner="claim-1")
+    try:
+        assert isinstance(again, Lease)
+        other = acquire(root, "pair")
+        assert isinstance(other, Holder) and other.owner == "claim-1"
+    finally:
+        again.release()
+    assert not root.fs.exists(root.pair("pair", LEASE))
