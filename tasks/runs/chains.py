@@ -195,7 +195,7 @@ def _render_frames(chains: dict[int, _Chain], run: RunContext, start: float, on_
         offsets = {i: chain_iterations(chains[i].pair, t) for i in order}
         step = None if on_step is None else _counted(on_step, offsets)
         frames = [chains[i].frame_pair(t) for i in order]
-        saver = Saver.of(run.root, frames, [f.pair_id for f in frames], [chains[i].ids for i in order])
+        saver = Saver.of(run.root, frames, [chains[i].ids for i in order])
         resume = {job: chains[i].resume for job, i in enumerate(order) if chains[i].resume and chains[i].start == t}
         results = render_jobs(jobs, run.options, start, step, order, lambda *_: None, saver, resume)
         for i, result in zip(order, results, strict=True):

@@ -145,7 +145,7 @@ def run_batch(
         order = list(started)
         mine = [pairs[i] for i in order]
         jobs = [_job(pairs[i], started[i].inputs, device) for i in order]
-        saver = Saver.of(run.root, mine, [pair.pair_id for pair in mine], [started[i].ids for i in order])
+        saver = Saver.of(run.root, mine, [started[i].ids for i in order])
         resume = {job: started[i].state for job, i in enumerate(order) if started[i].state}
         results = render_jobs(jobs, options, start, on_step, order, _snapshot_writer(run, mine), saver, resume)
         for index, result in zip(order, results, strict=True):

@@ -78,24 +78,22 @@ def resumable(root: OutputRoot, pair: Pair, label: str, ids: dict[str, str], ret
 
 
 class Saver:
-    """The checkpoints of one batch's pairs (``folders[job]``: the pair's folder; ``ids[job]``: its render's
+    """The checkpoints of one batch's pairs (each in its ``pair_id``'s folder; ``ids[job]``: its render's
     ``identity``): due every ``checkpoint_every_s`` seconds (the smallest of the batch's), but never so often that
     writing them takes more than ``MAX_OVERHEAD`` of the time, and at once on a preemption notice, after which the
     render stops (``Preempted``). A checkpoint that cannot be written is logged, and the render goes on. Pairs with
     ``checkpoint_every_s`` 0 save none."""
 
-    def __init__(self, root: OutputRoot, pairs: Sequence[Pair], folders: Sequence[str], ids: Sequence[dict[str, str]]):
-        self.root, self.folders, self.ids = root, folders, ids
+    def __init__(self, root: OutputRoot, pairs: Sequence[Pair], ids: Sequence[dict[str, str]]):
+        self.root, self.folders, self.ids = root, [pair.pair_id for pair in pairs], ids
         self.saving = {job for job, pair in enumerate(pairs) if pair.settings.checkpoint_every_s}
         self.every_s = min((pairs[job].settings.checkpoint_every_s for job in self.saving), default=0.0)
         self.last, self.wait_s = time.monotonic(), self.every_s
 
     @classmethod
-    def of(
-        cls, root: OutputRoot, pairs: Sequence[Pair], folders: Sequence[str], ids: Sequence[dict[str, str]]
-    ) -> Saver | None:
+    def of(cls, root: OutputRoot, pairs: Sequence[Pair], ids: Sequence[dict[str, str]]) -> Saver | None:
         """The saver of these pairs, or None where none of them saves checkpoints."""
-        saver = cls(root, pairs, folders, ids)
+        saver = cls(root, pairs, ids)
         return saver if saver.saving else None
 
     def hook(self, jobs: Sequence[int]) -> Checkpoints:

@@ -212,7 +212,7 @@ def test_checkpoints_never_take_more_than_their_share_of_the_time(
     monkeypatch.setattr(resume, "MAX_OVERHEAD", 0.02)
     [pair] = manifest_pairs(tmp_path)
     root = OutputRoot.open(str(tmp_path / "out"))
-    saver = resume.Saver.of(root, [pair], [pair.pair_id], [{"torch": "x"}])
+    saver = resume.Saver.of(root, [pair], [{"torch": "x"}])
     assert saver is not None and saver.due()  # the interval, 1e-6 s, has passed
     state = TrackState(1, 3, torch.zeros(1, 3, 256, 256), {"state": {}, "param_groups": []}, 0.5, None, 0, 3, ())
     start = time.monotonic()
